@@ -1,0 +1,3 @@
+from vizlab.cli import main
+
+main()
