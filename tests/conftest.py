@@ -1,0 +1,84 @@
+"""Shared fixtures: one real Visdom server per test session, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Keep torch to one thread per test process: the suite shares 2 cores with the server.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0) -> bool:
+    """True once something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@dataclass
+class VisdomServer:
+    port: int
+    env_dir: Path
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, env: str = "main"):
+        import visdom
+
+        return visdom.Visdom(server="http://127.0.0.1", port=self.port, env=env,
+                             use_incoming_socket=False, raise_exceptions=True)
+
+
+def start_visdom(env_dir: Path, port: int | None = None) -> VisdomServer:
+    """A plain Visdom server (no CDN download: start_server skips it), bound to loopback."""
+    port = port or free_port()
+    code = ("import sys; from visdom.server.run_server import start_server; "
+            "start_server(port=int(sys.argv[1]), base_url='', env_path=sys.argv[2], "
+            "bind_local=True, print_func=lambda port: None)")
+    log = open(env_dir / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(port), str(env_dir)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    server = VisdomServer(port, env_dir, proc)
+    if not wait_port(port):
+        proc.kill()
+        raise RuntimeError(f"visdom server did not start; see {env_dir / 'server.log'}")
+    return server
+
+
+def stop_visdom(server: VisdomServer) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def visdom_server(tmp_path_factory):
+    """One real Visdom server for the whole session; tests use their own env names."""
+    server = start_visdom(tmp_path_factory.mktemp("visdom-envs"))
+    yield server
+    stop_visdom(server)
