@@ -14,7 +14,7 @@ from functools import lru_cache
 def console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:

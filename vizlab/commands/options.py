@@ -1,0 +1,53 @@
+"""The training options shared by `vizlab run` and `vizlab compare`.
+
+Every option defaults to None so the model's own defaults (vizlab.models) fill what the user left out,
+and so `--resume` can tell which options were given. Choices are validated by vizlab.config, which
+gives the same one-line errors everywhere.
+"""
+
+from __future__ import annotations
+
+import click
+
+from vizlab.config import DATASETS, OPTIMIZERS, PROGRESS, SCHEDULES
+from vizlab.models import ACTIVATIONS
+
+
+def _options():
+    o = click.option
+    return [
+        o("--dataset", help=f"{' | '.join(DATASETS)} (default mnist)"),
+        o("--data-dir", help="Where datasets live (default ~/.cache/vizlab/data, env VIZLAB_DATA_DIR)."),
+        o("--limit-train", type=int, help="Train on the first N samples only."),
+        o("--limit-test", type=int, help="Evaluate on the first N test samples only."),
+        o("--val-split", type=int, help="Hold out N training samples for validation."),
+        o("--activation", help=f"Hidden-layer activation: {', '.join(ACTIVATIONS)}."),
+        o("--hidden", help="MLP hidden widths joined by dashes, e.g. 512-256-128-64."),
+        o("--optimizer", help=f"{' | '.join(OPTIMIZERS)}"),
+        o("--lr", type=float, help="Learning rate (the peak rate with --schedule onecycle)."),
+        o("--momentum", type=float, help="SGD momentum (default 0.9; the seeds use 0)."),
+        o("--weight-decay", type=float, help="Weight decay (default 0)."),
+        o("--batch-size", type=int, help="Samples per step."),
+        o("--epochs", type=int, help="Passes over the training data."),
+        o("--seed", type=int, help="Seed for weights and data order (default 0)."),
+        o("--schedule", help=f"Learning-rate schedule: {' | '.join(SCHEDULES)}."),
+        o("--threads", type=int, help="Torch CPU threads."),
+        o("--device", help="auto | cpu | cuda | cuda:N | mps (default auto)."),
+        o("--runs-dir", help="Where run dirs go (default ./runs)."),
+        o("--name", help="Run name (default MODEL-DATASET-DATE-TIME)."),
+        o("--progress", help=f"{' | '.join(PROGRESS)} (default rich on a terminal, else plain)."),
+        o("--samples", type=int, help="Test images shown with predictions (default 32)."),
+        o("--visdom-url", help="Visdom server (default http://localhost:8097, env VIZLAB_VISDOM_URL)."),
+        o("--no-visdom", is_flag=True, default=False, help="Do not stream to Visdom."),
+        o("--no-server", is_flag=True, default=False,
+          help="Do not start a local Visdom server when none answers."),
+        o("--env", help="Visdom env (default: the run name)."),
+        o("--viz-histograms", is_flag=True, default=False,
+          help="Weight and gradient histograms per layer each epoch."),
+    ]
+
+
+def training_options(func):
+    for option in reversed(_options()):
+        func = option(func)
+    return func

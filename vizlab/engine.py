@@ -1,0 +1,244 @@
+"""The train/eval loop for every model. It emits events and knows nothing of Visdom, Rich or files.
+
+Speed rules of the hot loop: batches are index slices of resident tensors (no DataLoader), per-step
+losses stay on the device in a small buffer read back every few steps (never ``.item()`` per step),
+and nothing in it waits on I/O. Data order is a pure function of (seed, epoch), so a resumed run sees
+exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+
+from vizlab.config import RunConfig
+from vizlab.evaluate import evaluate
+from vizlab.events import (EpochEnd, Histograms, Predictions, RunEnded, SampleSet, TrainSteps,
+                           encode_images)
+from vizlab.optim import make_optimizer, make_scheduler
+
+READBACK_STEPS = 64  # read losses back at least this often (steps) ...
+READBACK_SECONDS = 0.5  # ... and at least this often (seconds), for live progress
+MISCLASSIFIED_SHOWN = 32
+SAMPLE_SEED = 1234  # the sample images are the same for every run and every seed
+
+
+class StopFlag:
+    """Set from a signal handler; the loop checks it after each step."""
+
+    requested = False
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def sample_indices(n_test: int, count: int) -> list[int]:
+    gen = torch.Generator().manual_seed(SAMPLE_SEED)
+    return sorted(torch.randperm(n_test, generator=gen)[:count].tolist())
+
+
+@dataclass
+class Progress:
+    """Where the run stands; what a checkpoint stores besides the tensors' states."""
+
+    epoch: int = 1  # the epoch in progress (or next to start)
+    step_in_epoch: int = 0  # batches of that epoch already trained
+    global_step: int = 0
+    best_acc: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch summaries
+    epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
+    epoch_seconds: float = 0.0  # time spent on this epoch before an interruption
+
+
+class Engine:
+    def __init__(self, cfg: RunConfig, model: torch.nn.Module, splits, device: torch.device,
+                 reporter, checkpointer=None, stop: Optional[StopFlag] = None):
+        self.cfg, self.model, self.data, self.device = cfg, model, splits, device
+        self.reporter, self.checkpointer = reporter, checkpointer
+        self.stop = stop or StopFlag()
+        n = len(splits.train_y)
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        self.optimizer = make_optimizer(cfg, model.parameters())
+        self.scheduler = make_scheduler(cfg, self.optimizer, cfg.epochs * self.steps_per_epoch)
+        self.progress = Progress()
+        self.samples = sample_indices(len(splits.test_y), cfg.samples)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "progress": vars(self.progress).copy(),
+            "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.progress = Progress(**state["progress"])
+        saved = state.get("scheduler")
+        if self.scheduler is not None and saved:
+            if saved.get("total_steps", None) == getattr(self.scheduler, "total_steps", None) \
+                    and saved.get("T_max", None) == getattr(self.scheduler, "T_max", None):
+                self.scheduler.load_state_dict(saved)
+            else:
+                # --epochs changed on resume: the schedule is stretched to the new length and
+                # picks up where the stretched one stands at this step.
+                self.scheduler.last_epoch = self.progress.global_step - 1
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.scheduler.step()
+        torch.set_rng_state(state["torch_rng"])
+
+    def _checkpoint(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.save(self.state_dict())
+
+    # -- the run -------------------------------------------------------------------------------
+    def sample_set_event(self) -> SampleSet:
+        idx = torch.tensor(self.samples, dtype=torch.long)
+        raw = self.data.test_raw[idx]
+        return SampleSet(indices=tuple(self.samples),
+                         labels=tuple(self.data.test_y[idx.to(self.data.test_y.device)].tolist()),
+                         images=encode_images(raw.contiguous().numpy().tobytes()),
+                         height=raw.shape[1], width=raw.shape[2])
+
+    def run(self) -> RunEnded:
+        """Train the remaining epochs. Returns the RunEnded event it emitted."""
+        t0 = time.monotonic()
+        p = self.progress
+        status, message = "finished", ""
+        try:
+            while p.epoch <= self.cfg.epochs:
+                if not self._train_epoch():
+                    status, message = "interrupted", f"interrupted at epoch {p.epoch}, step {p.global_step}"
+                    self._checkpoint()
+                    break
+                self._end_epoch()
+        except FloatingPointError as exc:
+            status, message = "failed", str(exc)
+        last = p.history[-1] if p.history else {}
+        ended = RunEnded(status=status, epochs_done=len(p.history), step=p.global_step,
+                         best_acc=p.best_acc if p.best_acc >= 0 else None,
+                         test_acc=last.get("test_acc"), test_loss=last.get("test_loss"),
+                         wall_time=time.monotonic() - t0, message=message)
+        self.reporter.handle(ended)
+        return ended
+
+    def _train_epoch(self) -> bool:
+        """Train the rest of the current epoch; False if stopped early (Ctrl-C)."""
+        cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
+        x_all, y_all = self.data.train_x, self.data.train_y
+        n, bs = len(y_all), cfg.batch_size
+        perm = epoch_permutation(cfg.seed, p.epoch, n).to(self.device)
+        losses = torch.zeros(READBACK_STEPS, device=self.device)
+        lrs: list[float] = []
+        chunk_start = p.global_step + 1
+        last_readback = epoch_start = time.monotonic()
+        # An epoch resumed mid-way counts the time it had already taken.
+        self._epoch_t0 = epoch_start - p.epoch_seconds
+        model.train()
+        for i in range(p.step_in_epoch, self.steps_per_epoch):
+            idx = perm[i * bs:(i + 1) * bs]
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if sched is not None:
+                sched.step()
+            losses[len(lrs) - 1] = loss.detach()
+            p.step_in_epoch, p.global_step = i + 1, p.global_step + 1
+            stopping = self.stop.requested
+            if (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
+                    or time.monotonic() - last_readback >= READBACK_SECONDS):
+                self._emit_steps(losses, lrs, chunk_start)
+                chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
+            if stopping:
+                p.epoch_seconds = time.monotonic() - self._epoch_t0
+                return False
+        return True
+
+    def _emit_steps(self, buf: torch.Tensor, lrs: list[float], first_step: int) -> None:
+        values = buf[:len(lrs)].tolist()  # the one device sync per chunk
+        p = self.progress
+        self.reporter.handle(TrainSteps(
+            epoch=p.epoch, step=first_step, losses=tuple(values), lrs=tuple(lrs),
+            epoch_steps=p.step_in_epoch, steps_per_epoch=self.steps_per_epoch,
+            elapsed=time.monotonic() - self._epoch_t0))
+        bad = next((v for v in values if not math.isfinite(v)), None)
+        if bad is not None:
+            raise FloatingPointError(
+                f"train loss became {bad} at step {first_step + values.index(bad)}; "
+                "try a lower --lr")
+        p.epoch_losses.extend(values)
+
+    def _end_epoch(self) -> None:
+        cfg, p, data = self.cfg, self.progress, self.data
+        train_time = time.monotonic() - self._epoch_t0
+        test = evaluate(self.model, data.test_x, data.test_y, len(data.classes))
+        val = evaluate(self.model, data.val_x, data.val_y, len(data.classes)) \
+            if data.val_x is not None else None
+        score = val.acc if val is not None else test.acc
+        is_best = score > p.best_acc
+        p.best_acc = max(p.best_acc, score)
+        epoch_time = time.monotonic() - self._epoch_t0
+        losses = p.epoch_losses
+        samples_done = min(len(data.train_y), len(losses) * cfg.batch_size)
+        end = EpochEnd(
+            epoch=p.epoch, step=p.global_step,
+            train_loss=sum(losses) / max(len(losses), 1),
+            test_loss=test.loss, test_acc=test.acc,
+            per_class_acc=tuple(test.per_class_acc),
+            confusion=tuple(tuple(row) for row in test.confusion),
+            epoch_time=epoch_time, samples_per_s=samples_done / max(train_time, 1e-9),
+            lr=self.optimizer.param_groups[0]["lr"], best_acc=p.best_acc, is_best=is_best,
+            val_loss=val.loss if val else None, val_acc=val.acc if val else None)
+        self.reporter.handle(end)
+        self.reporter.handle(self._predictions(test))
+        if cfg.histograms:
+            self.reporter.handle(self._histograms())
+        p.history.append({"epoch": p.epoch, "train_loss": end.train_loss, "test_loss": test.loss,
+                          "test_acc": test.acc, "val_acc": end.val_acc, "time": epoch_time})
+        p.epoch, p.step_in_epoch, p.epoch_losses, p.epoch_seconds = p.epoch + 1, 0, [], 0.0
+        self._checkpoint()
+
+    def _predictions(self, test) -> Predictions:
+        data = self.data
+        idx = torch.tensor(self.samples, dtype=torch.long, device=test.preds.device)
+        wrong = (test.preds != data.test_y).nonzero().flatten()[:MISCLASSIFIED_SHOWN]
+        wrong_cpu = wrong.cpu()
+        return Predictions(
+            epoch=self.progress.epoch,
+            preds=tuple(test.preds[idx].tolist()),
+            confidences=tuple(round(c, 5) for c in test.confidences[idx].tolist()),
+            wrong_indices=tuple(wrong_cpu.tolist()),
+            wrong_labels=tuple(data.test_y[wrong].tolist()),
+            wrong_preds=tuple(test.preds[wrong].tolist()),
+            wrong_images=encode_images(data.test_raw[wrong_cpu].contiguous().numpy().tobytes()))
+
+    @torch.no_grad()
+    def _histograms(self, bins: int = 30) -> Histograms:
+        layers = {}
+        for name, param in self.model.named_parameters():
+            entry = {}
+            for key, tensor in (("weight", param), ("grad", param.grad)):
+                if tensor is None:
+                    continue
+                t = tensor.detach().float()
+                lo, hi = t.min().item(), t.max().item()
+                entry[key] = torch.histc(t, bins=bins, min=lo, max=hi).tolist()
+                entry[f"{key}_range"] = [lo, hi]
+            layers[name] = entry
+        return Histograms(epoch=self.progress.epoch, layers=layers)
+

@@ -1,0 +1,59 @@
+"""The run log: every event as one JSON line in ``events.jsonl``, the durable record of a run.
+
+It is the first sink in the fan-out, so whatever a dashboard shows, the log already holds. It
+raises on I/O errors (a run whose record cannot be written should stop, not go on silently).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+from vizlab.events import Event, TrainSteps, event_from_dict
+
+EVENTS_FILE = "events.jsonl"
+
+
+class RunLogSink:
+    def __init__(self, run_dir: Path, flush_every: float = 2.0):
+        self.path = Path(run_dir) / EVENTS_FILE
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._flush_every = flush_every
+        self._last_flush = time.monotonic()
+
+    def handle(self, event: Event) -> None:
+        if self._file.closed:
+            return
+        self._file.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+        # Step chunks are frequent: flush them every few seconds; everything else at once.
+        if not isinstance(event, TrainSteps) or time.monotonic() - self._last_flush >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Push written lines to the OS (other sinks call this before they draw)."""
+        if not self._file.closed:
+            self._file.flush()
+            self._last_flush = time.monotonic()
+
+    def close(self, status: str = "finished") -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def read_events(run_dir: Path) -> Iterator[Event]:
+    """The events of a run in order; a torn last line (a killed run) is skipped."""
+    path = Path(run_dir) / EVENTS_FILE
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield event_from_dict(json.loads(line))
+            except (json.JSONDecodeError, ValueError, TypeError):
+                continue

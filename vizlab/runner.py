@@ -1,0 +1,201 @@
+"""One training run from a RunConfig: validate everything, then create the run dir, wire the sinks,
+train, and close. Nothing on disk is touched until every input has been checked, so bad input never
+costs a run log or a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+from vizlab.checkpoint import Checkpointer
+from vizlab.config import RunConfig
+from vizlab.errors import VizlabError
+from vizlab.events import RunEnded, RunStarted
+
+CONFIG_FILE = "config.json"
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise VizlabError(f"--device {name}: CUDA is not available here "
+                              f"(torch {torch.__version__}); use --device cpu")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise VizlabError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise VizlabError("--device mps: MPS is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    model = cfg.model.rsplit(":", 1)[-1] if ":" in cfg.model else cfg.model
+    model = re.sub(r"[^A-Za-z0-9.-]+", "-", model).strip("-").lower() or "model"
+    return f"{model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def create_run_dir(runs_dir: str, name: Optional[str], default: str) -> Path:
+    """A new run dir; never reuses one (that would mix two runs' logs)."""
+    root = Path(runs_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if name:
+            path = root / name
+            path.mkdir()
+            return path
+        for i in range(1, 1000):
+            path = root / (default if i == 1 else f"{default}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except FileExistsError:
+        raise VizlabError(f"run dir {root / name} exists; pick another --name "
+                          f"or continue it with --resume {root / name}") from None
+    except OSError as exc:
+        raise VizlabError(f"cannot write runs dir {root}: {exc.strerror or exc}") from None
+    raise VizlabError(f"cannot find a free run name under {root}")
+
+
+def load_resume_config(run_dir: str, overrides: dict) -> RunConfig:
+    """The saved config of a run, with the options given now (epochs, device, ...) on top."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except OSError:
+        raise VizlabError(f"--resume {run_dir}: no {CONFIG_FILE} there (not a vizlab run dir)") from None
+    except json.JSONDecodeError as exc:
+        raise VizlabError(f"--resume {run_dir}: {CONFIG_FILE} is not valid JSON ({exc})") from None
+    cfg = RunConfig.from_dict(saved)
+    p = Path(run_dir)
+    return cfg.replace(**overrides, resume=str(p), runs_dir=str(p.parent), name=p.name)
+
+
+@contextmanager
+def sigint_requests_stop(stop):
+    """First Ctrl-C: finish the step, checkpoint, stop. Second: the usual KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        stop.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def build_sinks(cfg: RunConfig, run_dir: Path, run_name: str):
+    """The run log first (the durable record), then Visdom, then the terminal."""
+    from vizlab.report.console import ConsoleSink
+    from vizlab.report.runlog import RunLogSink
+
+    runlog = RunLogSink(run_dir)
+    sinks = [runlog]
+    if cfg.visdom:
+        sinks.append(make_visdom_sink(cfg, run_dir, run_name, runlog.flush))
+    sinks.append(ConsoleSink(cfg.progress))
+    return sinks
+
+
+def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
+    from vizlab.report.runlog import EVENTS_FILE
+    from vizlab.report.visdom_sink import VisdomSink
+    from vizlab.term import console
+
+    url = cfg.visdom_url
+    if not cfg.visdom_url_given and cfg.server:
+        from vizlab.server import ensure_server
+
+        started = ensure_server(url)
+        if started:
+            console().print(f"started a local Visdom server at {started} "
+                            "(stop it with `vizlab server stop`)", markup=False)
+    env = cfg.env or run_name
+    console().print(f"dashboard: {url.rstrip('/')}/env/{env}", markup=False)
+    return VisdomSink(url, env, log_path=run_dir / EVENTS_FILE, flush_log=flush_log)
+
+
+def train(cfg: RunConfig) -> tuple[RunEnded, Path]:
+    """Run (or resume) one training run; returns its RunEnded event and its run dir."""
+    import torch
+
+    from vizlab.data import load_splits
+    from vizlab.engine import Engine, StopFlag
+    from vizlab.models import build_model
+    from vizlab.report import Reporter
+
+    # 1. Check every input before anything is written.
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    resume_state = Checkpointer(Path(cfg.resume)).load() if cfg.resume else None
+    splits = load_splits(cfg.dataset, cfg.data_dir, device=device, limit_train=cfg.limit_train,
+                         limit_test=cfg.limit_test, val_split=cfg.val_split, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.activation, cfg.hidden).to(device)
+    stop = StopFlag()
+    engine = Engine(cfg, model, splits, device, reporter=None, stop=stop)
+    if resume_state is not None:
+        engine.load_state_dict(resume_state)
+        if engine.progress.epoch > cfg.epochs:
+            raise VizlabError(f"{cfg.resume} already trained {engine.progress.epoch - 1} epochs; "
+                              "pass a larger --epochs to train longer")
+
+    # 2. Only now touch the disk.
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+    else:
+        run_dir = create_run_dir(cfg.runs_dir, cfg.name, default_run_name(cfg))
+        cfg = cfg.replace(name=run_dir.name)
+    _write_json_atomic(run_dir / CONFIG_FILE, cfg.to_dict())
+    reporter = Reporter(build_sinks(cfg, run_dir, run_dir.name))
+    engine.cfg, engine.reporter, engine.checkpointer = cfg, reporter, Checkpointer(run_dir)
+
+    p = engine.progress
+    reporter.handle(RunStarted(
+        run=run_dir.name, run_dir=str(run_dir), model=cfg.model,
+        params=sum(t.numel() for t in model.parameters()), device=str(device),
+        dataset=cfg.dataset, classes=tuple(splits.classes), config=cfg.to_dict(),
+        started=datetime.now().astimezone().isoformat(timespec="seconds"), epochs=cfg.epochs,
+        steps_per_epoch=engine.steps_per_epoch, train_samples=len(splits.train_y),
+        test_samples=len(splits.test_y), start_epoch=p.epoch, start_step=p.global_step,
+        resumed=resume_state is not None))
+    reporter.handle(engine.sample_set_event())
+    try:
+        with sigint_requests_stop(stop):
+            ended = engine.run()
+    except BaseException as exc:  # a second Ctrl-C, or a bug: the log still says how it ended
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        ended = RunEnded(status=status, epochs_done=len(p.history), step=p.global_step,
+                         message=f"{type(exc).__name__}: {exc}")
+        reporter.handle(ended)
+        raise
+    finally:
+        reporter.close(ended.status)
+    return ended, run_dir
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
