@@ -1,0 +1,51 @@
+"""Accuracy of every model with its default settings on real MNIST (issue 3's accuracy goals).
+
+    .venv/bin/python scripts/bench_accuracy.py --data-dir ../shared/data [--models cnn,mlp]
+
+Trains each model with `vizlab run`'s defaults (no Visdom), prints a Markdown table for README.md
+(model, parameters, epochs, accuracy, wall time) and exits 1 if a model misses its goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+GOALS = {"mlp-raw": 97.5, "mlp": 98.0, "cnn": 99.0, "inception": 99.0, "resnet": 99.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--models", default=",".join(GOALS))
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    from vizlab.config import build_config
+    from vizlab.report.runlog import read_events
+    from vizlab.runner import train
+
+    rows, ok = [], True
+    with tempfile.TemporaryDirectory() as runs:
+        for name in args.models.split(","):
+            cfg = build_config(name, data_dir=args.data_dir, runs_dir=runs, visdom=False,
+                               progress="plain", threads=args.threads)
+            start = time.perf_counter()
+            ended, run_dir = train(cfg)
+            wall = time.perf_counter() - start
+            params = next(e.params for e in read_events(run_dir) if e.kind == "run_started")
+            acc, goal = ended.test_acc, GOALS.get(name, 0.0)
+            ok &= acc >= goal
+            rows.append(f"| `{name}` | {params:,} | {cfg.epochs} | {acc:.2f}% | {goal:.1f}% "
+                        f"| {wall:.0f} s |")
+            print(rows[-1], flush=True)
+    print("\n| model | parameters | epochs | accuracy | goal | wall time |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

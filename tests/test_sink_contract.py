@@ -1,0 +1,102 @@
+"""One contract, every sink: take every event kind of a real run, close with any status, close twice,
+ignore events after close, and never raise into training for a problem of its own."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from idxdata import write_idx_dataset
+from vizlab.config import build_config
+from vizlab.data import load_splits
+from vizlab.engine import Engine
+from vizlab.events import RunStarted, event_from_dict
+from vizlab.models import build_model
+from vizlab.report import NullSink, Reporter
+from vizlab.report.console import ConsoleSink
+from vizlab.report.runlog import RunLogSink, read_events
+
+
+class Collect:
+    def __init__(self):
+        self.events = []
+
+    def handle(self, event):
+        self.events.append(event)
+
+    def close(self, status="finished"):
+        pass
+
+
+@pytest.fixture(scope="module")
+def run_events(tmp_path_factory):
+    """Every event of a real two-epoch run (with histograms), in order."""
+    data_dir = write_idx_dataset(tmp_path_factory.mktemp("data"), n_train=128, n_test=64)
+    cfg = build_config("cnn", data_dir=str(data_dir), epochs=2, batch_size=32, histograms=True,
+                       visdom=False, progress="off", samples=8)
+    splits = load_splits(cfg.dataset, cfg.data_dir)
+    sink = Collect()
+    engine = Engine(cfg, build_model("cnn"), splits, torch.device("cpu"), Reporter([sink]))
+    start = RunStarted(run="contract", run_dir="runs/contract", model="cnn", params=26474,
+                       device="cpu", dataset="mnist", classes=tuple(splits.classes),
+                       config=cfg.to_dict(), started="2026-11-23T10:00:00+00:00", epochs=2,
+                       steps_per_epoch=engine.steps_per_epoch, train_samples=128, test_samples=64)
+    sink.handle(start)
+    sink.handle(engine.sample_set_event())
+    engine.run()
+    kinds = {e.kind for e in sink.events}
+    assert kinds == {"run_started", "sample_set", "train_steps", "epoch_end", "predictions",
+                     "histograms", "run_ended"}
+    return sink.events
+
+
+def make_sinks(tmp_path):
+    """(name, sink) for every sink vizlab has that runs without a server."""
+    sinks = [("null", NullSink()), ("runlog", RunLogSink(tmp_path))]
+    for mode in ("rich", "plain", "off"):
+        from rich.console import Console
+
+        sinks.append((f"console-{mode}", ConsoleSink(mode, Console(file=io.StringIO(), width=100))))
+    return sinks
+
+
+@pytest.mark.parametrize("status", ["finished", "failed", "interrupted"])
+def test_every_sink_honours_the_contract(run_events, tmp_path, status):
+    for name, sink in make_sinks(tmp_path):
+        for event in run_events:
+            assert sink.handle(event) is None, name
+        sink.close(status)
+        sink.close(status)  # twice is harmless
+        sink.handle(run_events[-1])  # after close: ignored, no error
+
+
+def test_events_round_trip_through_json(run_events):
+    for event in run_events:
+        assert event_from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_run_log_holds_every_event_in_order(run_events, tmp_path):
+    sink = RunLogSink(tmp_path)
+    for event in run_events:
+        sink.handle(event)
+    sink.close()
+    assert list(read_events(tmp_path)) == run_events
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write('{"event": "train_steps", "epoch": 3, "ste')  # a torn last line (killed run)
+    assert list(read_events(tmp_path)) == run_events
+
+
+def test_console_plain_prints_one_line_per_epoch(run_events):
+    out = io.StringIO()
+    from rich.console import Console
+
+    sink = ConsoleSink("plain", Console(file=out, width=200))
+    for event in run_events:
+        sink.handle(event)
+    sink.close()
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == 2
+    assert lines[-1].startswith("finished: 2 epochs")
