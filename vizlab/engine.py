@@ -12,7 +12,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +55,7 @@ class Progress:
     best_acc: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch summaries
     epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
-    epoch_seconds: float = 0.0  # time spent on this epoch before an interruption
+    epoch_seconds: float = 0.0  # training time spent on this epoch so far
 
 
 class Engine:
@@ -70,6 +70,7 @@ class Engine:
         self.scheduler = make_scheduler(cfg, self.optimizer, cfg.epochs * self.steps_per_epoch)
         self.progress = Progress()
         self.samples = sample_indices(len(splits.test_y), cfg.samples)
+        self.stopped = False
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -113,30 +114,50 @@ class Engine:
                          images=encode_images(raw.contiguous().numpy().tobytes()),
                          height=raw.shape[1], width=raw.shape[2])
 
+    def steps(self) -> Iterator[None]:
+        """Train the remaining epochs, yielding after every step (epoch ends included).
+
+        ``run()`` drains it; ``vizlab compare`` interleaves several engines' iterators so that
+        variants train in lockstep. Raises FloatingPointError when the loss stops being finite.
+        """
+        p = self.progress
+        while p.epoch <= self.cfg.epochs:
+            yield from self._train_epoch()
+            if self.stopped:
+                self._checkpoint()
+                return
+            self._end_epoch()
+
     def run(self) -> RunEnded:
         """Train the remaining epochs. Returns the RunEnded event it emitted."""
         t0 = time.monotonic()
-        p = self.progress
-        status, message = "finished", ""
         try:
-            while p.epoch <= self.cfg.epochs:
-                if not self._train_epoch():
-                    status, message = "interrupted", f"interrupted at epoch {p.epoch}, step {p.global_step}"
-                    self._checkpoint()
-                    break
-                self._end_epoch()
+            for _ in self.steps():
+                pass
         except FloatingPointError as exc:
-            status, message = "failed", str(exc)
+            return self.finish("failed", str(exc), time.monotonic() - t0)
+        return self.finish("interrupted" if self.stopped else "finished", "",
+                           time.monotonic() - t0)
+
+    def finish(self, status: str, message: str = "", wall_time: float = 0.0) -> RunEnded:
+        """Emit and return the run's RunEnded event."""
+        p = self.progress
+        if status == "interrupted" and not message:
+            message = f"interrupted at epoch {p.epoch}, step {p.global_step}"
         last = p.history[-1] if p.history else {}
         ended = RunEnded(status=status, epochs_done=len(p.history), step=p.global_step,
                          best_acc=p.best_acc if p.best_acc >= 0 else None,
                          test_acc=last.get("test_acc"), test_loss=last.get("test_loss"),
-                         wall_time=time.monotonic() - t0, message=message)
+                         wall_time=wall_time, message=message)
         self.reporter.handle(ended)
         return ended
 
-    def _train_epoch(self) -> bool:
-        """Train the rest of the current epoch; False if stopped early (Ctrl-C)."""
+    def _train_epoch(self) -> Iterator[None]:
+        """Train the rest of the current epoch, yielding after each step; stops early on Ctrl-C.
+
+        Time is counted only while this engine runs (not while the caller runs other engines),
+        so epoch times stay honest when variants train in lockstep.
+        """
         cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
         x_all, y_all = self.data.train_x, self.data.train_y
         n, bs = len(y_all), cfg.batch_size
@@ -144,9 +165,7 @@ class Engine:
         losses = torch.zeros(READBACK_STEPS, device=self.device)
         lrs: list[float] = []
         chunk_start = p.global_step + 1
-        last_readback = epoch_start = time.monotonic()
-        # An epoch resumed mid-way counts the time it had already taken.
-        self._epoch_t0 = epoch_start - p.epoch_seconds
+        last_readback = resumed = time.monotonic()
         model.train()
         for i in range(p.step_in_epoch, self.steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
@@ -160,14 +179,19 @@ class Engine:
             losses[len(lrs) - 1] = loss.detach()
             p.step_in_epoch, p.global_step = i + 1, p.global_step + 1
             stopping = self.stop.requested
+            now = time.monotonic()
             if (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
-                    or time.monotonic() - last_readback >= READBACK_SECONDS):
+                    or now - last_readback >= READBACK_SECONDS):
+                p.epoch_seconds += now - resumed
+                resumed = now
                 self._emit_steps(losses, lrs, chunk_start)
                 chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
             if stopping:
-                p.epoch_seconds = time.monotonic() - self._epoch_t0
-                return False
-        return True
+                self.stopped = True
+                return
+            p.epoch_seconds += time.monotonic() - resumed
+            yield
+            resumed = time.monotonic()
 
     def _emit_steps(self, buf: torch.Tensor, lrs: list[float], first_step: int) -> None:
         values = buf[:len(lrs)].tolist()  # the one device sync per chunk
@@ -175,7 +199,7 @@ class Engine:
         self.reporter.handle(TrainSteps(
             epoch=p.epoch, step=first_step, losses=tuple(values), lrs=tuple(lrs),
             epoch_steps=p.step_in_epoch, steps_per_epoch=self.steps_per_epoch,
-            elapsed=time.monotonic() - self._epoch_t0))
+            elapsed=p.epoch_seconds))
         bad = next((v for v in values if not math.isfinite(v)), None)
         if bad is not None:
             raise FloatingPointError(
@@ -185,14 +209,15 @@ class Engine:
 
     def _end_epoch(self) -> None:
         cfg, p, data = self.cfg, self.progress, self.data
-        train_time = time.monotonic() - self._epoch_t0
+        train_time = p.epoch_seconds
+        eval_start = time.monotonic()
         test = evaluate(self.model, data.test_x, data.test_y, len(data.classes))
         val = evaluate(self.model, data.val_x, data.val_y, len(data.classes)) \
             if data.val_x is not None else None
         score = val.acc if val is not None else test.acc
         is_best = score > p.best_acc
         p.best_acc = max(p.best_acc, score)
-        epoch_time = time.monotonic() - self._epoch_t0
+        epoch_time = train_time + time.monotonic() - eval_start
         losses = p.epoch_losses
         samples_done = min(len(data.train_y), len(losses) * cfg.batch_size)
         end = EpochEnd(
