@@ -52,13 +52,11 @@ class VisdomServer:
 
 
 def start_visdom(env_dir: Path, port: int | None = None) -> VisdomServer:
-    """A plain Visdom server (no CDN download: start_server skips it), bound to loopback."""
+    """vizlab's own server process (debug off, loopback only, envs saved under env_dir)."""
     port = port or free_port()
-    code = ("import sys; from visdom.server.run_server import start_server; "
-            "start_server(port=int(sys.argv[1]), base_url='', env_path=sys.argv[2], "
-            "bind_local=True, print_func=lambda port: None)")
     log = open(env_dir / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(port), str(env_dir)],
+    proc = subprocess.Popen([sys.executable, "-m", "vizlab.server_main", "--port", str(port),
+                             "--env-dir", str(env_dir), "--state-dir", str(env_dir)],
                             stdout=log, stderr=subprocess.STDOUT)
     server = VisdomServer(port, env_dir, proc)
     if not wait_port(port):

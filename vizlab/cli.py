@@ -61,11 +61,14 @@ def cli():
 def main(argv=None):
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:
-        cli.main(args=argv, prog_name="vizlab", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="vizlab", standalone_mode=False)
+        # Without standalone mode Click returns (not raises) the status a command exits with.
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except VizlabError as exc:
         click.echo(f"vizlab: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("vizlab: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -1,0 +1,158 @@
+"""The dashboard in a real browser: headless Chromium opens a finished run's env on vizlab's
+server and must render it with no console error, no failed request and no request leaving
+localhost (recorded from the browser's own network events, since a machine with no internet
+would otherwise hide such requests).
+
+Needs Debian's `chromium` and `chromium-driver` and the `selenium` package; skipped otherwise.
+Set VIZLAB_DASHBOARD_PNG=path to also write the screenshot there (docs/dashboard.png).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from conftest import free_port
+from vizlab import assets
+from vizlab import server as srv
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+try:
+    import selenium  # noqa: F401
+except ImportError:
+    selenium = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="needs chromium and chromedriver "
+                              "(Debian: apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(selenium is None, reason="needs selenium (pip install selenium)"),
+]
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+ENV = "mlp-relu-demo"
+
+
+@pytest.fixture
+def dashboard(tmp_path, monkeypatch):
+    """vizlab's server on a free port with one finished-run-like env; stopped afterwards."""
+    assets.ensure_static()
+    monkeypatch.setenv("VIZLAB_STATE_DIR", str(tmp_path / "state"))
+    port = free_port()
+    out = subprocess.run([sys.executable, "-m", "vizlab", "server", "start", "--port", str(port)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    try:
+        _draw_run(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.stop()
+
+
+def _draw_run(port: int) -> None:
+    """What a short finished MLP run leaves: loss and accuracy curves, sample digits, a summary."""
+    import visdom
+
+    viz = visdom.Visdom(server="http://127.0.0.1", port=port, env=ENV,
+                        use_incoming_socket=False, raise_exceptions=True)
+    steps = np.arange(0, 600, 10)
+    rng = np.random.default_rng(0)
+    train = 2.3 * np.exp(-steps / 120) + 0.12 + 0.04 * rng.random(steps.size)
+    viz.line(X=steps, Y=train, win="loss", opts={"title": "loss", "xlabel": "step",
+                                                  "legend": ["train"]})
+    viz.line(X=[199, 399, 599], Y=[0.41, 0.22, 0.16], win="loss", name="test", update="append")
+    viz.line(X=[1, 2, 3], Y=[0.881, 0.934, 0.952], win="accuracy",
+             opts={"title": "test accuracy", "xlabel": "epoch", "markers": True})
+    viz.images(_digits(32), nrow=8, padding=2, win="samples",
+               opts={"title": "test samples", "width": 340, "height": 190})
+    viz.text("<b>mlp</b> relu · SGD lr 0.1 · 3 epochs · 95.2% test accuracy", win="summary",
+             opts={"title": "run", "width": 340, "height": 110})
+    assert viz.save([ENV])
+
+
+def _digits(n: int) -> np.ndarray:
+    """The first n MNIST test digits from the copy vizlab ships, as (n, 1, 28, 28) floats."""
+    path = Path(assets.__file__).parent / "datasets" / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(path, "rb") as f:
+        f.read(16)  # IDX header: magic, count, rows, cols
+        pixels = np.frombuffer(f.read(n * 28 * 28), dtype=np.uint8)
+    return pixels.reshape(n, 1, 28, 28).astype(np.float32) / 255.0
+
+
+def _browser(tmp_path: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1280,800",
+                f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def _network(driver) -> tuple[list[str], list[str]]:
+    """(every URL the page requested or opened a websocket to, the requests that failed)."""
+    urls, failed, by_id = [], [], {}
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        method, params = msg["method"], msg.get("params", {})
+        if method == "Network.requestWillBeSent":
+            by_id[params["requestId"]] = params["request"]["url"]
+            urls.append(params["request"]["url"])
+        elif method == "Network.webSocketCreated":
+            urls.append(params["url"])
+        elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
+            failed.append(f'{params["response"]["status"]} {params["response"]["url"]}')
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            failed.append(f'{params.get("errorText")} {by_id.get(params["requestId"], "?")}')
+    return urls, failed
+
+
+def test_dashboard_renders_offline(dashboard, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _browser(tmp_path)
+    try:
+        # The browser's own start page makes requests of its own: drain them first.
+        driver.get("about:blank")
+        driver.get_log("performance")
+        driver.get_log("browser")
+
+        driver.get(f"{dashboard}/env/{ENV}")
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script("""
+            const plots = document.querySelectorAll('.js-plotly-plot .scatterlayer .trace');
+            const imgs = [...document.querySelectorAll('img')]
+                .filter(i => i.complete && i.naturalWidth >= 8 * 28);
+            return plots.length >= 3 && imgs.length >= 1;"""))
+        shot = tmp_path / "dashboard.png"
+        assert driver.save_screenshot(str(shot))
+        if os.environ.get("VIZLAB_DASHBOARD_PNG"):
+            shutil.copyfile(shot, os.environ["VIZLAB_DASHBOARD_PNG"])
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        urls, failed = _network(driver)
+    finally:
+        driver.quit()
+
+    assert errors == []
+    assert failed == []
+    web = [u for u in urls if urlparse(u).scheme not in ("data", "blob")]
+    assert web and all(urlparse(u).scheme in ("http", "ws") for u in web), web
+    assert [u for u in web if urlparse(u).hostname not in LOCAL_HOSTS] == []
+    assert f"{dashboard}/user/style.css" in web  # the URL tornado >= 6.5 used to refuse
+    assert any(u.startswith(f"{dashboard}/static/js/plotly-plotly.min.js") for u in web)

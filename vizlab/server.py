@@ -1,0 +1,410 @@
+"""Start, stop and inspect vizlab's background Visdom server.
+
+The server is ``python -m vizlab.server_main`` (see there for what it changes in Visdom). Its pid
+file and log live in a state dir: ``$VIZLAB_STATE_DIR``, default ``$XDG_STATE_HOME/vizlab`` or
+``~/.local/state/vizlab``; envs are saved under ``<state dir>/envs`` unless ``--env-dir`` says
+otherwise. The server writes the pid file itself once it listens and removes it when it stops,
+so a pid file names a serving process; before trusting one, vizlab checks that the process is
+really that server (its command line names ``vizlab.server_main`` and this pid file), so a
+reused pid is never signalled.
+
+Light on purpose (standard library only): ``vizlab run`` imports it for ``ensure_server``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.cookiejar
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urlparse
+
+from vizlab.errors import VizlabError
+from vizlab.term import warn
+
+DEFAULT_PORT = 8097
+DEFAULT_HOST = "127.0.0.1"
+USER_VAR = "VIZLAB_VISDOM_USER"
+PASSWORD_VAR = "VIZLAB_VISDOM_PASSWORD"
+START_TIMEOUT = 60.0  # `vizlab server start`: visdom imports in ~1 s; slow disks need more
+ENSURE_WAIT = 3.0  # ensure_server: never hold up training longer than this
+
+
+def state_dir() -> Path:
+    env = os.environ.get("VIZLAB_STATE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "state")
+    return Path(base) / "vizlab"
+
+
+def pid_file() -> Path:
+    return state_dir() / "server.pid"
+
+
+def log_file() -> Path:
+    return state_dir() / "server.log"
+
+
+def default_env_dir() -> Path:
+    return state_dir() / "envs"
+
+
+def client_credentials() -> Optional[tuple[str, str]]:
+    """(user, password) from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD; None unless both set."""
+    user, password = os.environ.get(USER_VAR), os.environ.get(PASSWORD_VAR)
+    return (user, password) if user and password else None
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the pid file of a running vizlab server says."""
+
+    pid: int
+    host: str
+    port: int
+    env_dir: str
+    started: float
+    login: bool = False
+
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def uptime(self) -> float:
+        return max(0.0, time.time() - self.started)
+
+
+def running() -> Optional[ServerInfo]:
+    """The vizlab server of this state dir, if one runs; a stale pid file is removed."""
+    path = pid_file()
+    try:
+        data = json.loads(path.read_text())
+        info = ServerInfo(**{k: data[k] for k in ("pid", "host", "port", "env_dir", "started")},
+                          login=bool(data.get("login")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        _unlink(path)
+        return None
+    if not _is_our_server(info.pid, path):
+        _unlink(path)
+        return None
+    return info
+
+
+def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Optional[Path] = None,
+          login: bool = False, assets_dir: Optional[Path] = None,
+          progress: Optional[Callable[[str], None]] = None) -> tuple[ServerInfo, bool]:
+    """Start the background server and wait until it serves; (info, already_running).
+
+    Raises VizlabError for what the user can fix: port taken, missing credentials, no assets.
+    """
+    info = running()
+    if info:
+        return info, True
+    args = _server_args(port, host, env_dir, login, assets_dir, progress)
+    pid, log_offset = _spawn(args)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        info = _ready(pid)
+        if info:
+            return info, False
+        if not _alive(pid):
+            raise VizlabError(f"the server stopped at start-up: {_last_log_line(log_offset)} "
+                              f"(log: {log_file()})")
+        time.sleep(0.05)
+    _terminate_spawned(pid)
+    raise VizlabError(f"the server did not answer within {START_TIMEOUT:.0f} s (log: {log_file()})")
+
+
+def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+                    env_dir: Optional[Path] = None, login: bool = False,
+                    assets_dir: Optional[Path] = None,
+                    progress: Optional[Callable[[str], None]] = None) -> None:
+    """Become the server (exec), logging to the terminal; Ctrl-C stops it.
+
+    exec, not a call, so the process looks exactly like a background one to `status` and `stop`.
+    """
+    info = running()
+    if info:
+        raise VizlabError(f"vizlab's Visdom server already runs at {info.url} (pid {info.pid}); "
+                          "stop it first with `vizlab server stop`")
+    args = _server_args(port, host, env_dir, login, assets_dir, progress)
+    os.environ["PYTHONPATH"] = _pythonpath()
+    sys.stdout.flush()  # exec drops unflushed output
+    sys.stderr.flush()
+    os.execv(sys.executable, args)
+
+
+def stop(timeout: float = 10.0) -> Optional[ServerInfo]:
+    """Stop this state dir's server (SIGTERM, SIGKILL after ``timeout``); None if none ran."""
+    info = running()
+    if info is None:
+        return None
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+        # It saves in-memory envs before exiting, so give it time before the hard kill.
+        if not _wait_gone(info.pid, timeout):
+            os.kill(info.pid, signal.SIGKILL)
+            _wait_gone(info.pid, 5.0)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        raise VizlabError(f"cannot stop the server (pid {info.pid}): it belongs to another "
+                          "user") from None
+    _unlink(pid_file())
+    return info
+
+
+def list_envs(info: ServerInfo) -> tuple[list[str], bool]:
+    """(env names, live): from the server when it answers, else the envs saved in its env dir."""
+    try:
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        creds = client_credentials()
+        if info.login and creds:  # visdom's login: the client sends the password's SHA-256
+            digest = hashlib.sha256(creds[1].encode()).hexdigest()
+            _post(opener, info.url + "/", {"username": creds[0], "password": digest})
+        names = json.loads(_post(opener, info.url + "/env_state", {}))
+        return sorted(names), True
+    except (OSError, ValueError):
+        saved = Path(info.env_dir).glob("*.json")
+        return sorted(p.stem for p in saved), False
+
+
+def ensure_server(url: str) -> Optional[str]:
+    """For `run`/`compare`: start a background server if ``url`` is the default local one and
+    nothing answers there. Returns the URL to print when it started one, else None.
+
+    The server listens on 127.0.0.1, with login when VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD
+    are set (the client then logs in with them). Never raises (a dashboard problem must not stop
+    training: it warns instead), tries once per process, and waits at most ENSURE_WAIT seconds:
+    a server still laying its front-end files comes up a little later, which the Visdom sink
+    has to tolerate anyway.
+    """
+    key = url.rstrip("/")
+    if key in _ensured:
+        return None
+    _ensured.add(key)
+    try:
+        return _ensure(url)
+    except Exception as exc:  # noqa: BLE001 -- any failure here must only cost the dashboard
+        warn(f"could not start a local Visdom server ({exc}); training goes on without it")
+        return None
+
+
+_ensured: set[str] = set()
+
+
+def _ensure(url: str) -> Optional[str]:
+    parsed = urlparse(url)
+    if (parsed.scheme != "http" or parsed.hostname not in ("localhost", "127.0.0.1")
+            or (parsed.port or 80) != DEFAULT_PORT or parsed.path not in ("", "/")):
+        return None
+    if _answers(parsed.hostname, DEFAULT_PORT):
+        return None
+    info = running()
+    if info:
+        warn(f"vizlab's Visdom server runs at {info.url}, not {url}; pass --visdom-url {info.url}")
+        return None
+    from vizlab import assets
+
+    if not assets.is_complete(assets.static_dir()):
+        warn("first start: the Visdom server fetches its front-end files from the npm registry; "
+             f"the dashboard comes up when they are in place (log: {log_file()})")
+    args = _server_args(DEFAULT_PORT, DEFAULT_HOST, None, client_credentials() is not None,
+                        None, None, lay_assets=False)  # the server lays them: keep this fast
+    pid, log_offset = _spawn(args)
+    deadline = time.monotonic() + ENSURE_WAIT
+    while time.monotonic() < deadline:
+        if _ready(pid):
+            break
+        if not _alive(pid):
+            if _answers(parsed.hostname, DEFAULT_PORT):
+                return None  # another process started one first
+            warn(f"the Visdom server stopped at start-up: {_last_log_line(log_offset)} "
+                 f"(log: {log_file()})")
+            return None
+        time.sleep(0.05)
+    return f"http://localhost:{DEFAULT_PORT}"
+
+
+def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=True) -> list[str]:
+    """Check what the user can get wrong (one-line errors), lay the assets, build the argv."""
+    if not 0 < port < 65536:
+        raise VizlabError(f"--port {port}: not a TCP port")
+    if login and client_credentials() is None:
+        raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set in the environment")
+    _check_port_free(host, port)
+    if lay_assets:
+        from vizlab import assets
+
+        assets.ensure_static(assets_dir, progress)
+    env_dir = Path(env_dir) if env_dir else default_env_dir()
+    env_dir.mkdir(parents=True, exist_ok=True)
+    state_dir().mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "vizlab.server_main", "--port", str(port), "--host", host,
+            "--env-dir", str(env_dir.resolve()), "--state-dir", str(state_dir().resolve()),
+            "--pid-file", str(pid_file().resolve())]
+    if login:
+        args.append("--login")
+    if assets_dir:
+        args += ["--assets-dir", str(Path(assets_dir).resolve())]
+    return args
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        addrs = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise VizlabError(f"--host {host}: {exc.strerror}") from None
+    for family, type_, proto, _, addr in addrs:
+        with socket.socket(family, type_, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado binds
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind(addr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise VizlabError(f"port {port} on {host} is taken by another program; "
+                                      "choose another with --port") from None
+                if not (exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6):
+                    raise VizlabError(f"cannot listen on {host}:{port} ({exc.strerror})") \
+                        from None  # (no IPv6 here: tornado skips ::1 the same way)
+
+
+def _spawn(args: list[str]) -> tuple[int, int]:
+    """Start the server detached (own session, reparented to init so it is never left a zombie
+    of a long-lived parent such as a training run). Returns (pid, log size before)."""
+    log = log_file()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0
+    launcher = ("import subprocess, sys; "
+                "log = open(sys.argv[1], 'ab'); "
+                "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, "
+                "stderr=subprocess.STDOUT, start_new_session=True); "
+                "print(p.pid)")
+    env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
+    out = subprocess.run([sys.executable, "-c", launcher, str(log), *args],
+                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                         cwd=state_dir(), timeout=60)
+    if out.returncode != 0 or not out.stdout.strip().isdigit():
+        raise VizlabError(f"could not launch the server: {out.stderr.strip()[-300:]}")
+    return int(out.stdout.strip()), offset
+
+
+def _terminate_spawned(pid: int) -> None:
+    """End a server this call spawned that never came up (it has no pid file to stop it by)."""
+    if "vizlab.server_main" in _cmdline(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def _pythonpath() -> str:
+    """vizlab importable in the server process even when run from a clone that is not installed."""
+    root = str(Path(__file__).resolve().parent.parent)
+    rest = os.environ.get("PYTHONPATH")
+    return root + (os.pathsep + rest if rest else "")
+
+
+def _ready(pid: int) -> Optional[ServerInfo]:
+    info = running()
+    if info and info.pid == pid and _answers(info.host, info.port):
+        return info
+    return None
+
+
+def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    host = "localhost" if host in ("", "0.0.0.0", "::") else host
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _is_our_server(pid: int, path: Path) -> bool:
+    if not _alive(pid):
+        return False
+    cmd = _cmdline(pid)
+    return "vizlab.server_main" in cmd and str(path.resolve()) in cmd
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's: _cmdline decides whether it is ours
+    try:  # an exited process its parent has not reaped yet (a zombie) is gone for us
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        pass
+    try:  # no /proc (macOS)
+        return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
+                              text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _last_log_line(offset: int) -> str:
+    try:
+        with open(log_file(), "rb") as f:
+            f.seek(offset)
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if ln.startswith("vizlab: error:")]
+    line = (errors or [ln for ln in lines if ln] or ["no output"])[-1]
+    return line.removeprefix("vizlab: error: ")
+
+
+def _post(opener, url: str, body: dict) -> str:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with opener.open(req, timeout=5) as resp:
+        return resp.read().decode()
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
