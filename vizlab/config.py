@@ -64,6 +64,7 @@ class RunConfig:
     env: Optional[str] = None
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
+    world_size: int = 1  # processes training together (torch.distributed); batch_size is global
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -110,7 +111,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--dataset", cfg.dataset, DATASETS)
     _choice("--progress", cfg.progress, PROGRESS)
     for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size),
-                        ("--samples", cfg.samples)):
+                        ("--samples", cfg.samples), ("--nproc", cfg.world_size)):
         if value <= 0:
             raise VizlabError(f"{flag} must be positive; got {value}")
     if not cfg.lr > 0:

@@ -4,6 +4,11 @@ Speed rules of the hot loop: batches are index slices of resident tensors (no Da
 losses stay on the device in a small buffer read back every few steps (never ``.item()`` per step),
 and nothing in it waits on I/O. Data order is a pure function of (seed, epoch), so a resumed run sees
 exactly the batches an uninterrupted one would.
+
+With a ``shard`` (vizlab.distributed.Shard: one process of several, DistributedDataParallel) each
+process trains on its strided slice of every global batch and the read-backs become agreed points
+where the processes also decide together whether to stop. Without one (a single process) the loop
+has no collective and no extra sync.
 """
 
 from __future__ import annotations
@@ -60,10 +65,11 @@ class Progress:
 
 class Engine:
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, splits, device: torch.device,
-                 reporter, checkpointer=None, stop: Optional[StopFlag] = None):
+                 reporter, checkpointer=None, stop: Optional[StopFlag] = None, shard=None):
         self.cfg, self.model, self.data, self.device = cfg, model, splits, device
         self.reporter, self.checkpointer = reporter, checkpointer
         self.stop = stop or StopFlag()
+        self.shard = shard  # None: one process; else this process's part of a distributed run
         n = len(splits.train_y)
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
         self.optimizer = make_optimizer(cfg, model.parameters())
@@ -159,6 +165,7 @@ class Engine:
         so epoch times stay honest when variants train in lockstep.
         """
         cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
+        shard = self.shard
         x_all, y_all = self.data.train_x, self.data.train_y
         n, bs = len(y_all), cfg.batch_size
         perm = epoch_permutation(cfg.seed, p.epoch, n).to(self.device)
@@ -169,7 +176,10 @@ class Engine:
         model.train()
         for i in range(p.step_in_epoch, self.steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            if shard is None:
+                loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            else:
+                loss = shard.batch_loss(x_all, y_all, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             lrs.append(opt.param_groups[0]["lr"])
@@ -178,13 +188,22 @@ class Engine:
                 sched.step()
             losses[len(lrs) - 1] = loss.detach()
             p.step_in_epoch, p.global_step = i + 1, p.global_step + 1
-            stopping = self.stop.requested
             now = time.monotonic()
-            if (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
-                    or now - last_readback >= READBACK_SECONDS):
+            if shard is None:
+                stopping = self.stop.requested
+                due = (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
+                       or now - last_readback >= READBACK_SECONDS)
+            else:  # processes must agree on when: count steps, never seconds
+                stopping, due = False, shard.due(len(lrs), i + 1 == self.steps_per_epoch)
+            if due:
                 p.epoch_seconds += now - resumed
                 resumed = now
-                self._emit_steps(losses, lrs, chunk_start)
+                if shard is None:
+                    values = losses[:len(lrs)].tolist()  # the one device sync per chunk
+                else:  # the global batches' losses, and whether any process was asked to stop
+                    values, stopping = shard.gather_steps(losses[:len(lrs)], self.stop.requested,
+                                                          now - last_readback)
+                self._emit_steps(values, lrs, chunk_start)
                 chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
             if stopping:
                 self.stopped = True
@@ -193,8 +212,7 @@ class Engine:
             yield
             resumed = time.monotonic()
 
-    def _emit_steps(self, buf: torch.Tensor, lrs: list[float], first_step: int) -> None:
-        values = buf[:len(lrs)].tolist()  # the one device sync per chunk
+    def _emit_steps(self, values: list[float], lrs: list[float], first_step: int) -> None:
         p = self.progress
         self.reporter.handle(TrainSteps(
             epoch=p.epoch, step=first_step, losses=tuple(values), lrs=tuple(lrs),
@@ -211,8 +229,9 @@ class Engine:
         cfg, p, data = self.cfg, self.progress, self.data
         train_time = p.epoch_seconds
         eval_start = time.monotonic()
-        test = evaluate(self.model, data.test_x, data.test_y, len(data.classes))
-        val = evaluate(self.model, data.val_x, data.val_y, len(data.classes)) \
+        evaluate_split = evaluate if self.shard is None else self.shard.evaluate
+        test = evaluate_split(self.model, data.test_x, data.test_y, len(data.classes))
+        val = evaluate_split(self.model, data.val_x, data.val_y, len(data.classes)) \
             if data.val_x is not None else None
         score = val.acc if val is not None else test.acc
         is_best = score > p.best_acc

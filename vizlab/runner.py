@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -65,11 +65,21 @@ def create_run_dir(runs_dir: str, name: Optional[str], default: str) -> Path:
             except FileExistsError:
                 continue
     except FileExistsError:
-        raise VizlabError(f"run dir {root / name} exists; pick another --name "
-                          f"or continue it with --resume {root / name}") from None
+        raise run_dir_exists_error(root, name) from None
     except OSError as exc:
         raise VizlabError(f"cannot write runs dir {root}: {exc.strerror or exc}") from None
     raise VizlabError(f"cannot find a free run name under {root}")
+
+
+def run_dir_exists_error(root: Path, name: str) -> VizlabError:
+    return VizlabError(f"run dir {root / name} exists; pick another --name "
+                       f"or continue it with --resume {root / name}")
+
+
+def check_resume_epochs(cfg: RunConfig, next_epoch: int) -> None:
+    if next_epoch > cfg.epochs:
+        raise VizlabError(f"{cfg.resume} already trained {next_epoch - 1} epochs; "
+                          "pass a larger --epochs to train longer")
 
 
 def load_resume_config(run_dir: str, overrides: dict) -> RunConfig:
@@ -135,41 +145,64 @@ def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
     return VisdomSink(url, env, log_path=run_dir / EVENTS_FILE, flush_log=flush_log)
 
 
-def train(cfg: RunConfig) -> tuple[RunEnded, Path]:
-    """Run (or resume) one training run; returns its RunEnded event and its run dir."""
+def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
+    """Run (or resume) one training run; returns its RunEnded event and its run dir.
+
+    With a ``group`` (vizlab.distributed.Group) this process is one rank of several: every rank
+    checks its input and trains its shard, an input error on any rank is raised on all of them,
+    and rank 0 alone creates the run dir (its name is broadcast), reports and checkpoints.
+    """
     import torch
 
-    from vizlab.data import load_splits
+    from vizlab.data import load_splits, prepare
     from vizlab.engine import Engine, StopFlag
     from vizlab.models import build_model
     from vizlab.report import Reporter
 
+    cfg = cfg.replace(world_size=group.world_size if group else 1)
     # 1. Check every input before anything is written.
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    resume_state = Checkpointer(Path(cfg.resume)).load() if cfg.resume else None
-    splits = load_splits(cfg.dataset, cfg.data_dir, device=device, limit_train=cfg.limit_train,
-                         limit_test=cfg.limit_test, val_split=cfg.val_split, seed=cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.activation, cfg.hidden).to(device)
-    stop = StopFlag()
-    engine = Engine(cfg, model, splits, device, reporter=None, stop=stop)
-    if resume_state is not None:
-        engine.load_state_dict(resume_state)
-        if engine.progress.epoch > cfg.epochs:
-            raise VizlabError(f"{cfg.resume} already trained {engine.progress.epoch - 1} epochs; "
-                              "pass a larger --epochs to train longer")
-
-    # 2. Only now touch the disk.
+    resume_state = None
     if cfg.resume:
-        run_dir = Path(cfg.resume)
-    else:
-        run_dir = create_run_dir(cfg.runs_dir, cfg.name, default_run_name(cfg))
+        load = Checkpointer(Path(cfg.resume)).load
+        resume_state = group.from_rank0(load) if group else load()  # rank 0's checkpoint
+    if group is not None:  # one unpack or download per node, not one per process
+        with group.agreement():
+            if group.local_rank == 0:
+                prepare(cfg.dataset, cfg.data_dir)
+    with group.agreement() if group else nullcontext():
+        device = group.device(cfg.device) if group else resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        splits = load_splits(cfg.dataset, cfg.data_dir, device=device,
+                             limit_train=cfg.limit_train, limit_test=cfg.limit_test,
+                             val_split=cfg.val_split, seed=cfg.seed)
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, cfg.activation, cfg.hidden).to(device)
+        stop = StopFlag()
+        engine = Engine(cfg, model, splits, device, reporter=None, stop=stop)
+        if resume_state is not None:
+            engine.load_state_dict(resume_state)
+            check_resume_epochs(cfg, engine.progress.epoch)
+
+    # 2. Only now touch the disk (rank 0 alone; its sinks are the only ones).
+    sinks: list = []
+
+    def open_run_dir() -> str:
+        run_dir = Path(cfg.resume) if cfg.resume else create_run_dir(
+            cfg.runs_dir, cfg.name, default_run_name(cfg))
+        named = cfg.replace(name=run_dir.name)
+        _write_json_atomic(run_dir / CONFIG_FILE, named.to_dict())
+        sinks.extend(build_sinks(named, run_dir, run_dir.name))
+        return str(run_dir)
+
+    run_dir = Path(group.from_rank0(open_run_dir) if group else open_run_dir())
+    if not cfg.resume:
         cfg = cfg.replace(name=run_dir.name)
-    _write_json_atomic(run_dir / CONFIG_FILE, cfg.to_dict())
-    reporter = Reporter(build_sinks(cfg, run_dir, run_dir.name))
-    engine.cfg, engine.reporter, engine.checkpointer = cfg, reporter, Checkpointer(run_dir)
+    reporter = Reporter(sinks)
+    engine.cfg, engine.reporter = cfg, reporter
+    engine.checkpointer = Checkpointer(run_dir) if group is None or group.is_main else None
+    if group is not None:
+        engine.shard = group.shard(model, device)
 
     p = engine.progress
     reporter.handle(RunStarted(
@@ -179,7 +212,7 @@ def train(cfg: RunConfig) -> tuple[RunEnded, Path]:
         started=datetime.now().astimezone().isoformat(timespec="seconds"), epochs=cfg.epochs,
         steps_per_epoch=engine.steps_per_epoch, train_samples=len(splits.train_y),
         test_samples=len(splits.test_y), start_epoch=p.epoch, start_step=p.global_step,
-        resumed=resume_state is not None))
+        resumed=resume_state is not None, world_size=cfg.world_size))
     reporter.handle(engine.sample_set_event())
     try:
         with sigint_requests_stop(stop):

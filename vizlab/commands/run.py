@@ -19,8 +19,11 @@ RESUMABLE = {"epochs", "device", "threads", "progress", "visdom", "visdom_url",
 @training_options
 @click.option("--resume", metavar="RUN_DIR",
               help="Continue RUN_DIR from its last checkpoint (--epochs given now extends it).")
+@click.option("--nproc", type=int, metavar="N",
+              help="Train in N processes (torch.distributed DDP; --batch-size stays the global "
+                   "batch). On several nodes, use torchrun ... -m vizlab run instead.")
 @click.pass_context
-def run(ctx, model, resume, **options):
+def run(ctx, model, resume, nproc, **options):
     """Train MODEL (mlp-raw, mlp, cnn, inception, resnet, or path/file.py:Class).
 
     \b
@@ -28,27 +31,81 @@ def run(ctx, model, resume, **options):
       vizlab run cnn --epochs 3 --device cuda
       vizlab run mlp --hidden 512-256-128-64 --activation selu
       vizlab run --resume runs/mlp-mnist-20261123-101500 --epochs 20
+      vizlab run cnn --nproc 2          (torchrun ... -m vizlab run cnn works too)
     """
+    from vizlab.distributed import Group, worker
+    from vizlab.runner import train
+
+    if nproc is not None:
+        from vizlab.launcher import check_nproc
+
+        check_nproc(nproc)
+    group = Group.from_env()  # set when torchrun (or --nproc) started this process as one rank
+    if group is None:
+        cfg = make_config(ctx, model, resume, options)
+        if nproc is not None and nproc > 1:
+            launch(ctx, cfg, nproc)
+        else:
+            finish(*train(cfg))
+        return
+    with worker(group):
+        with group.agreement():
+            cfg = make_config(ctx, model, resume, options, group)
+        finish(*train(cfg, group), group)
+
+
+def make_config(ctx, model, resume, options, group=None):
+    """The run's RunConfig; a resumed run's comes from rank 0's run dir."""
     from vizlab.config import build_config
     from vizlab.errors import VizlabError
-    from vizlab.runner import load_resume_config, train
+    from vizlab.runner import load_resume_config
 
     given = {name for name in options
              if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
     if resume:
         fields = edge_options(options, given)
-        cfg = load_resume_config(resume, {k: v for k, v in fields.items() if k in RESUMABLE})
-    elif not model:
+
+        def load():
+            return load_resume_config(resume, {k: v for k, v in fields.items() if k in RESUMABLE})
+        return group.from_rank0(load) if group else load()
+    if not model:
         raise VizlabError("give a MODEL to train (see `vizlab models`) or --resume RUN_DIR")
-    else:
-        cfg = build_config(model, **edge_options(options, set(options)))
-    ended, run_dir = train(cfg)
+    return build_config(model, **edge_options(options, set(options)))
+
+
+def finish(ended, run_dir, group=None):
+    """Exit as the run ended (every rank alike; rank 0 alone says so)."""
+    from vizlab.distributed import SharedError, launched_by_vizlab
+    from vizlab.errors import VizlabError
+
+    if group is not None:
+        group.barrier()  # no rank exits before rank 0 has closed its run log
     if ended.status == "interrupted":
-        click.echo(f"vizlab: interrupted; checkpoint saved, continue with "
-                   f"`vizlab run --resume {run_dir}`", err=True)
+        if group is None or group.is_main:
+            again = f" --nproc {group.world_size}" if group and launched_by_vizlab() else ""
+            click.echo(f"vizlab: interrupted; checkpoint saved, continue with "
+                       f"`vizlab run --resume {run_dir}{again}`", err=True)
         sys.exit(130)
     if ended.status == "failed":
-        raise VizlabError(ended.message)
+        raise (SharedError if group else VizlabError)(ended.message)
+
+
+def launch(ctx, cfg, nproc):
+    """Check the input here, then train in nproc processes; exit as the worst of them did."""
+    from vizlab.errors import VizlabError
+    from vizlab.launcher import launch as start_ranks
+    from vizlab.launcher import precheck, worker_argv
+
+    precheck(cfg, nproc)
+    outcome = start_ranks(worker_argv(ctx), nproc)
+    if outcome.traceback:
+        click.echo(outcome.traceback.rstrip(), err=True)
+    if outcome.status == 2:
+        raise VizlabError(outcome.message)
+    if outcome.message:
+        click.echo(f"vizlab: error: {outcome.message}", err=True)
+    if outcome.status:
+        sys.exit(outcome.status)
 
 
 def edge_options(options: dict, given: set) -> dict:
