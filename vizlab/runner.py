@@ -5,7 +5,6 @@ costs a run log or a checkpoint."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import threading
@@ -17,9 +16,8 @@ from typing import Optional
 from vizlab.checkpoint import Checkpointer
 from vizlab.config import RunConfig
 from vizlab.errors import VizlabError
-from vizlab.events import RunEnded, RunStarted
-
-CONFIG_FILE = "config.json"
+from vizlab.events import RunEnded
+from vizlab.runinfo import CONFIG_FILE, run_started_event, write_json_atomic
 
 
 def resolve_device(name: str):
@@ -191,7 +189,7 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
         run_dir = Path(cfg.resume) if cfg.resume else create_run_dir(
             cfg.runs_dir, cfg.name, default_run_name(cfg))
         named = cfg.replace(name=run_dir.name)
-        _write_json_atomic(run_dir / CONFIG_FILE, named.to_dict())
+        write_json_atomic(run_dir / CONFIG_FILE, named.to_dict())
         sinks.extend(build_sinks(named, run_dir, run_dir.name))
         return str(run_dir)
 
@@ -205,14 +203,8 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
         engine.shard = group.shard(model, device)
 
     p = engine.progress
-    reporter.handle(RunStarted(
-        run=run_dir.name, run_dir=str(run_dir), model=cfg.model,
-        params=sum(t.numel() for t in model.parameters()), device=str(device),
-        dataset=cfg.dataset, classes=tuple(splits.classes), config=cfg.to_dict(),
-        started=datetime.now().astimezone().isoformat(timespec="seconds"), epochs=cfg.epochs,
-        steps_per_epoch=engine.steps_per_epoch, train_samples=len(splits.train_y),
-        test_samples=len(splits.test_y), start_epoch=p.epoch, start_step=p.global_step,
-        resumed=resume_state is not None, world_size=cfg.world_size))
+    reporter.handle(run_started_event(engine, run_dir, splits, device, cfg.world_size,
+                                      resumed=resume_state is not None))
     reporter.handle(engine.sample_set_event())
     try:
         with sigint_requests_stop(stop):
@@ -227,8 +219,3 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
         reporter.close(ended.status)
     return ended, run_dir
 
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)

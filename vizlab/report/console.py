@@ -67,8 +67,9 @@ class ConsoleSink:
         self.epochs = e.epochs
         self.batch_size = int(e.config.get("batch_size", 1))
         what = "resuming" if e.resumed else "training"
+        where = e.device + (f" x{e.world_size}" if e.world_size > 1 else "")
         self.console.print(
-            f"{what} [bold]{e.model}[/] ({e.params:,} parameters) on {e.device}: "
+            f"{what} [bold]{e.model}[/] ({e.params:,} parameters) on {where}: "
             f"{e.dataset}, {e.train_samples:,} train / {e.test_samples:,} test samples, "
             f"{e.epochs} epochs -> {e.run_dir}", highlight=False)
 
