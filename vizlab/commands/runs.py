@@ -1,0 +1,169 @@
+"""`vizlab runs`: list the runs in a runs dir; `vizlab runs rm NAME...`: delete runs and their envs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from vizlab.config import default_visdom_url
+from vizlab.errors import VizlabError
+from vizlab.term import console, warn
+
+RUNS_DIR_HELP = "Where the run dirs are (default ./runs)."
+_SUMMARY_KINDS = (b"run_started", b"epoch_end", b"run_ended")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    model: str
+    dataset: str
+    status: str  # finished | failed | interrupted | unfinished (running, or killed) | empty
+    best_acc: Optional[float]
+    epochs: str
+    started: Optional[datetime]
+
+
+def summarize(run_dir: Path) -> RunSummary:
+    """What `vizlab runs` shows of one run, from its config and the few summary lines of its
+    log (step chunks and images are not even parsed)."""
+    from vizlab.events import event_from_dict
+    from vizlab.report.replay import read_config
+    from vizlab.report.runlog import EVENTS_FILE
+
+    config = read_config(run_dir)
+    started = status = None
+    best, planned, done = None, config.get("epochs"), 0
+    model, dataset = config.get("model", "?"), config.get("dataset", "?")
+    try:
+        with open(run_dir / EVENTS_FILE, "rb") as f:
+            for line in f:
+                if not any(kind in line for kind in _SUMMARY_KINDS):
+                    continue
+                try:
+                    event = event_from_dict(json.loads(line))
+                except (ValueError, TypeError, AttributeError):
+                    continue  # a torn last line
+                if event.kind == "run_started":
+                    started = started or event.started
+                    model, dataset, planned = event.model, event.dataset, event.epochs
+                    status = "unfinished"
+                elif event.kind == "epoch_end":
+                    done = event.epoch
+                    best = event.best_acc if best is None else max(best, event.best_acc)
+                elif event.kind == "run_ended":
+                    status = event.status
+    except OSError:
+        pass
+    when = None
+    if started:
+        try:
+            when = datetime.fromisoformat(started)
+        except ValueError:
+            pass
+    if when is None:
+        try:
+            when = datetime.fromtimestamp(run_dir.stat().st_mtime).astimezone()
+        except OSError:
+            pass
+    return RunSummary(run_dir.name, str(model), str(dataset), status or "empty", best,
+                      f"{done}/{planned}" if planned else str(done), when)
+
+
+def find_runs(runs_dir: Path) -> list[Path]:
+    """Subdirectories that look like runs (a config.json or an events.jsonl)."""
+    if not runs_dir.is_dir():
+        return []
+    return [p for p in runs_dir.iterdir()
+            if p.is_dir() and ((p / "config.json").is_file() or (p / "events.jsonl").is_file())]
+
+
+@click.group(invoke_without_command=True)
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=RUNS_DIR_HELP)
+@click.pass_context
+def runs(ctx, runs_dir):
+    """List the runs: name, model, dataset, status, best accuracy, date (newest first)."""
+    ctx.obj = runs_dir
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    root = runs_dir or Path("runs")
+    found = sorted((summarize(p) for p in find_runs(root)),
+                   key=lambda s: (s.started.timestamp() if s.started else 0.0, s.name),
+                   reverse=True)
+    if not found:
+        console().print(f"no runs in {root}", markup=False, highlight=False)
+        return
+    table = Table(title=f"runs in {root}", title_justify="left", box=None, pad_edge=False)
+    for column in ("name", "model", "dataset", "status", "best acc", "epochs", "date"):
+        table.add_column(column, justify="right" if column == "best acc" else "left",
+                         overflow="fold")
+    styles = {"finished": "green", "failed": "red", "interrupted": "yellow"}
+    for s in found:  # Text cells: names are shown as they are, never read as Rich markup
+        table.add_row(Text(s.name), Text(s.model), Text(s.dataset),
+                      Text(s.status, style=styles.get(s.status, "")),
+                      Text("-" if s.best_acc is None else f"{s.best_acc:.2f}%"), Text(s.epochs),
+                      Text(s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-"))
+    console().print(table)
+
+
+@runs.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=RUNS_DIR_HELP)
+@click.option("--visdom-url", default=None,
+              help="Visdom server holding the runs' envs (default http://localhost:8097, "
+                   "env VIZLAB_VISDOM_URL).")
+@click.pass_context
+def rm(ctx, names, runs_dir, visdom_url):
+    """Delete runs (their directories) and their Visdom envs."""
+    from vizlab.report.replay import run_env
+
+    root = runs_dir or ctx.obj or Path("runs")
+    dirs = []
+    for name in names:  # check every name before deleting anything
+        path = root / name
+        if Path(name).name != name or name in (".", ".."):
+            raise VizlabError(f"{name!r} is not a run name (give names as `vizlab runs` lists them)")
+        if path not in find_runs(root):
+            raise VizlabError(f"no run {name!r} in {root}")
+        dirs.append(path)
+    envs = {path: run_env(path) for path in dirs}
+    gone = _delete_envs(sorted(set(envs.values())), visdom_url or default_visdom_url())
+    for path in dirs:
+        shutil.rmtree(path)
+        note = f" and its Visdom env {envs[path]}" if envs[path] in gone else ""
+        console().print(f"deleted {path}{note}", markup=False, highlight=False)
+
+
+def _delete_envs(envs: list[str], url: str) -> set[str]:
+    """Delete those envs that exist on the server; the set deleted. A missing server only
+    warns: the run dirs go anyway (an env can be closed in the Visdom page later)."""
+    from vizlab.report import visdom_client as vc
+
+    target = vc.parse_url(url)
+    try:
+        viz = vc.connect(target, "main")
+        present = set(vc.env_names(viz))
+        for env in envs:
+            if env in present:
+                try:
+                    vc.delete_env(viz, env)
+                except vc.VisdomRejected:
+                    pass  # visdom deletes the env, then fails to remove a file it never saved
+        return {env for env in envs if env in present} - set(vc.env_names(viz))
+    except vc.VisdomUnavailable as exc:
+        warn(f"Visdom at {target.url} not reachable ({exc}); "
+             f"did not delete env(s) {', '.join(envs)}")
+    except vc.VisdomRejected as exc:
+        warn(f"Visdom at {target.url}: {exc}; did not delete env(s) {', '.join(envs)}")
+    return set()

@@ -1,0 +1,198 @@
+"""What the dashboard shows, as a pure function of the events seen so far.
+
+``Dashboard.apply(event)`` updates the state and says which windows changed; ``pane(win)`` builds a
+window's packet. The live Visdom sink and ``replay`` share this, so both draw the same thing.
+
+Applying an event is idempotent ("set", never "add": steps, epochs and the latest samples are
+keyed), so replaying part of a stream twice in a row leaves the state as if it had been applied
+once. The sink relies on that when it rebuilds from the run log after a reconnect.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from vizlab.events import (EpochEnd, Event, Histograms, Predictions, RunEnded, RunStarted,
+                           SampleSet, TrainSteps)
+from vizlab.report import panes as P
+from vizlab.report.cards import (hist_pane, misclassified_pane, predictions_pane, run_card_pane,
+                                 samples_pane)
+from vizlab.report.curves import StepCurve
+
+# Window ids, in display order. Light windows are drawn at every flush that changed them; heavy
+# ones (images, tables, heatmaps; the learning rate, which changes slowly) every few seconds.
+CURVES = ("train_loss", "lr")
+LIGHT = ("train_loss", "test_acc", "test_loss")
+HEAVY = ("lr", "samples", "predictions", "misclassified", "confusion", "per_class", "run_card",
+         "weights", "gradients")
+WINDOWS = ("train_loss", "test_acc", "test_loss", "lr", "samples", "predictions",
+           "misclassified", "confusion", "per_class", "run_card", "weights", "gradients")
+
+
+class Dashboard:
+    """The state behind every window of one run's dashboard."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.run: Optional[RunStarted] = None
+        self.first_started: Optional[str] = None
+        self.ended: Optional[RunEnded] = None
+        self.closed_status: Optional[str] = None  # from the sink's close(), when no RunEnded came
+        self.curve = StepCurve()
+        self.epochs: dict[int, EpochEnd] = {}
+        self.samples: Optional[SampleSet] = None
+        self.predictions: Optional[Predictions] = None
+        self.histograms: Optional[Histograms] = None
+
+    @classmethod
+    def from_events(cls, events) -> "Dashboard":
+        board = cls()
+        for event in events:
+            board.apply(event)
+        return board
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.run.classes if self.run is not None else ()
+
+    def apply(self, event: Event) -> set[str]:
+        """Take one event; return the ids of the windows whose content changed."""
+        if isinstance(event, TrainSteps):
+            return set(CURVES) if self.curve.set_steps(event.step, event.losses, event.lrs) else set()
+        if isinstance(event, EpochEnd):
+            self.epochs[event.epoch] = event
+            return {"test_acc", "test_loss", "confusion", "per_class", "run_card"}
+        if isinstance(event, Predictions):
+            self.predictions = event
+            return {"samples", "predictions", "misclassified"}
+        if isinstance(event, SampleSet):
+            self.samples = event
+            return {"samples", "predictions"}
+        if isinstance(event, Histograms):
+            self.histograms = event
+            return {"weights", "gradients"}
+        if isinstance(event, RunStarted):
+            return self._start(event)
+        if isinstance(event, RunEnded):
+            self.ended = event
+            return {"run_card"}
+        return set()
+
+    def _start(self, event: RunStarted) -> set[str]:
+        if not event.resumed:
+            self._reset()  # a fresh run forgets everything before it
+        else:
+            # A resumed run starts again from its checkpoint: later steps and epochs are redone.
+            self.curve.truncate(event.start_step)
+            self.epochs = {e: m for e, m in self.epochs.items() if e < event.start_epoch}
+        self.run, self.ended, self.closed_status = event, None, None
+        self.first_started = self.first_started or event.started
+        return set(WINDOWS)
+
+    def status(self) -> str:
+        if self.ended is not None:
+            return self.ended.status
+        return self.closed_status or ("running" if self.run is not None else "unknown")
+
+    # -- windows -----------------------------------------------------------------------------
+
+    def panes(self) -> list[P.Pane]:
+        """Every window that has something to show, in display order."""
+        return [p for p in (self.pane(win) for win in WINDOWS) if p is not None]
+
+    def pane(self, win: str) -> Optional[P.Pane]:
+        """Window ``win`` as it should look now, or None when it has nothing to show."""
+        packet = getattr(self, "_" + win)()
+        return None if packet is None else P.Pane(win, win in HEAVY, packet)
+
+    def _train_loss(self):
+        pts = self.curve.points()
+        if not len(pts):
+            return None
+        raw = "loss" if pts.width == 1 else f"loss (mean of {pts.width} steps)"
+        return P.plot_packet("train loss", "step", "loss (cross-entropy)", [
+            P.trace(pts.x, pts.loss, raw, P.BLUE, width=1.0, opacity=0.45),
+            P.trace(pts.x, pts.smooth, "smoothed", P.BLUE, width=2.5)])
+
+    def _lr(self):
+        pts = self.curve.points()
+        if not len(pts) or all(v is None or v != v for v in pts.lr):
+            return None
+        return P.plot_packet("learning rate", "step", "learning rate",
+                             [P.trace(pts.x, pts.lr, "learning rate", P.PURPLE)])
+
+    def epoch_rows(self) -> list[EpochEnd]:
+        return [self.epochs[e] for e in sorted(self.epochs)]
+
+    def _test_loss(self):
+        rows = self.epoch_rows()
+        if not rows:
+            return None
+        x = [m.epoch for m in rows]
+        traces = [P.trace(x, [m.test_loss for m in rows], "test", P.ORANGE, markers=True),
+                  P.trace(x, [m.train_loss for m in rows], "train (epoch mean)", P.BLUE,
+                          markers=True)]
+        if any(m.val_loss is not None for m in rows):
+            traces.append(P.trace(x, [m.val_loss for m in rows], "validation", P.GREEN,
+                                  markers=True))
+        return P.plot_packet("test loss (mean per sample)", "epoch", "loss", traces,
+                             xaxis={"title": "epoch", "dtick": 1})
+
+    def _test_acc(self):
+        rows = self.epoch_rows()
+        if not rows:
+            return None
+        x = [m.epoch for m in rows]
+        traces = [P.trace(x, [m.test_acc for m in rows], "test", P.ORANGE, markers=True)]
+        if any(m.val_acc is not None for m in rows):
+            traces.append(P.trace(x, [m.val_acc for m in rows], "validation", P.GREEN,
+                                  markers=True))
+        return P.plot_packet("test accuracy (%)", "epoch", "accuracy (%)", traces,
+                             xaxis={"title": "epoch", "dtick": 1})
+
+    def _confusion(self):
+        rows = self.epoch_rows()
+        if not rows or not rows[-1].confusion:
+            return None
+        last = rows[-1]
+        names = self._names(len(last.confusion))
+        return P.heatmap_packet(f"confusion matrix (epoch {last.epoch})", last.confusion, names)
+
+    def _per_class(self):
+        rows = self.epoch_rows()
+        if not rows or not rows[-1].per_class_acc:
+            return None
+        last = rows[-1]
+        names = self._names(len(last.per_class_acc))
+        series = [(f"epoch {last.epoch}", last.per_class_acc, P.ORANGE)]
+        if len(rows) > 1 and len(rows[0].per_class_acc) == len(names):
+            series.insert(0, (f"epoch {rows[0].epoch}", rows[0].per_class_acc, "#c7c7c7"))
+        low = min(min(v for _, vals, _ in series for v in vals), 100.0)
+        return P.bar_packet("per-class test accuracy (%)", "class", "accuracy (%)", names, series,
+                            yaxis={"title": "accuracy (%)",
+                                   "range": [max(0.0, low - 5.0), 100.5]})
+
+    def _names(self, n: int) -> list[str]:
+        classes = self.classes
+        return [classes[i] if i < len(classes) else str(i) for i in range(n)]
+
+    def _samples(self):
+        return samples_pane(self.samples, self.predictions, self.classes)
+
+    def _predictions(self):
+        return predictions_pane(self.samples, self.predictions, self.classes)
+
+    def _misclassified(self):
+        return misclassified_pane(self.samples, self.predictions, self.classes)
+
+    def _run_card(self):
+        return run_card_pane(self)
+
+    def _weights(self):
+        return hist_pane(self.histograms, "weight")
+
+    def _gradients(self):
+        return hist_pane(self.histograms, "grad")
+

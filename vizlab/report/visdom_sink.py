@@ -1,0 +1,315 @@
+"""The Visdom sink: a live dashboard that never slows training and never loses data.
+
+``handle()`` runs on the training thread and only appends to a bounded queue (well under a
+microsecond). A background thread owns everything else: it folds events into a ``Dashboard``
+and, about every ``flush_interval`` seconds (at once after an epoch), makes sure the run log is
+on disk, then redraws the windows that changed; heavy ones (images, tables, heatmaps) at most
+every ``heavy_interval`` seconds. It saves the env at epoch ends and at close.
+
+Curve windows are replaced whole, never appended to: each holds at most 2,000 points per trace,
+and Visdom 0.2.4 replaces such a window about ten times faster than it appends to it (an append
+deep-copies the window and diffs it: 144 ms against 12 ms at 2,000 points, on this machine).
+
+When the server does not answer, the sink warns once, keeps folding events, retries with backoff
+and, when the server answers again, redraws every window from the run log. Before each flush it
+asks for the hash of a small window written since the last save: a server restarted in between
+(empty, or holding an older saved env) fails that check and gets the same full redraw.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Optional
+
+from vizlab.events import EpochEnd, Event
+from vizlab.report import visdom_client as vc
+from vizlab.report.dashboard import HEAVY, LIGHT, WINDOWS, Dashboard
+from vizlab.term import warn
+
+MAX_QUEUE = 10_000
+RECENT = 512  # events kept to re-apply after a rebuild from a log that lags behind
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
+FLUSH_BUDGET = 0.02  # the share of wall time flushes may take (they space out beyond it)
+# Windows by typical size, smallest first: the cheapest to hash as a sentinel.
+SMALL_FIRST = ("test_acc", "test_loss", "run_card", "per_class", "weights", "gradients",
+               "confusion", "predictions", "misclassified", "samples", "lr", "train_loss")
+
+
+class _OutOfTime(Exception):
+    """close()'s time limit ran out."""
+
+
+class VisdomSink:
+    """Streams events to one Visdom env. See the module docstring for the guarantees.
+
+    ``log_path`` is the run's events.jsonl (the redraw source after an outage); ``flush_log``
+    pushes the run log to disk and is called, from the sink's thread, before every flush.
+    Flushes come every ``flush_interval`` seconds, or further apart when they would take more
+    than ``flush_budget`` of the time; and at once after an epoch.
+    """
+
+    def __init__(self, url: Optional[str] = None, env: str = "main",
+                 log_path: Optional[Path | str] = None, flush_interval: float = 1.0,
+                 heavy_interval: float = 3.0, flush_log: Optional[Callable[[], None]] = None,
+                 close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
+                 flush_budget: float = FLUSH_BUDGET):
+        from vizlab.config import default_visdom_url
+
+        self.url = url or default_visdom_url()
+        self.env = env
+        self._target = vc.parse_url(self.url)  # a bad URL is the user's error: raise it now
+        vc.credentials()
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.flush_interval, self.heavy_interval = flush_interval, heavy_interval
+        self.close_timeout, self.flush_budget = close_timeout, flush_budget
+        self._flush_log = flush_log
+        self._max_queue = max_queue
+        # Shared with the training thread (deque appends and pops are atomic).
+        self._queue: deque = deque()
+        self._overflow = False
+        self._wake = threading.Event()
+        self._stopping = self._closed = False
+        self._close_status = "finished"
+        self._deadline = float("inf")
+        # Owned by the background thread.
+        self._board = Dashboard()
+        self._recent: deque = deque(maxlen=RECENT)
+        self._viz = None
+        self._dirty: set[str] = set()
+        self._drawn: set[str] = set()
+        self._sentinel: Optional[tuple[str, Optional[str], bool]] = None  # (win, hash, fresh)
+        self._resync = self._epoch_flush = self._save_due = False
+        self._next_flush = self._retry_at = 0.0
+        self._last_heavy = float("-inf")
+        self._backoff = BACKOFF_FIRST
+        self._warned: set[str] = set()
+        # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
+        # and the CPU seconds of both.
+        self.stats = {"flushes": 0, "redraws": 0, "requests": 0, "dropped": 0,
+                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0}
+        self._thread = threading.Thread(target=self._run, name=f"vizlab-visdom[{env}]",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- the training thread's side ----------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        """Queue one event; never blocks, never raises, never touches the network."""
+        if self._closed:
+            return
+        if len(self._queue) < self._max_queue:
+            self._queue.append(event)
+        else:  # the thread is stuck: drop, and rebuild from the run log later
+            self._overflow = True
+            self.stats["dropped"] += 1
+        if event.kind == "epoch_end":
+            self._wake.set()
+
+    def close(self, status: str = "finished") -> None:
+        """Send what is left (within ``close_timeout`` seconds), save the env, stop the thread.
+        Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_status = status
+        self._deadline = time.monotonic() + self.close_timeout
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(self.close_timeout + 0.5)
+
+    # -- the background thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            stopping = self._stopping  # read first: every event queued before close is drained
+            try:
+                self._drain()
+                if stopping:
+                    self._board.closed_status = self._close_status
+                    self._dirty.add("run_card")
+                t0, c0 = time.perf_counter(), time.thread_time()
+                if self._viz is None:
+                    if stopping or time.monotonic() >= self._retry_at:
+                        self._connect(stopping)
+                        self.stats["connect_s"] += time.perf_counter() - t0
+                elif stopping or self._epoch_flush or time.monotonic() >= self._next_flush:
+                    self._flush(stopping)
+                    self.stats["flush_s"] += time.perf_counter() - t0
+                self.stats["cpu_s"] += time.thread_time() - c0
+            except _OutOfTime:
+                pass
+            except Exception as exc:  # a bug must not kill the thread and let the queue grow
+                self._warn_once("bug", f"the Visdom dashboard hit an error ({exc!r}); "
+                                       f"the run log is complete: `vizlab replay` redraws it")
+            if stopping:
+                return self._disconnect()
+            until = self._retry_at if self._viz is None else self._next_flush
+            self._wake.wait(min(self.flush_interval, max(0.02, until - time.monotonic())))
+
+    def _drain(self) -> None:
+        q, board = self._queue, self._board
+        while q:
+            event = q.popleft()
+            self._recent.append(event)
+            try:
+                self._dirty |= board.apply(event)
+            except Exception:
+                self._warn_once("event", f"ignored a malformed {event.kind} event")
+            if isinstance(event, EpochEnd):
+                self._epoch_flush = self._save_due = True
+        if self._overflow:
+            self._overflow = False
+            self._resync = self.log_path is not None
+
+    def _connect(self, final: bool) -> None:
+        try:
+            self._viz = vc.connect(self._target, self.env, timeout=self._timeouts(final))
+        except vc.VisdomUnavailable as exc:
+            return self._lost(exc, "not reachable")
+        except vc.VisdomRejected as exc:
+            self._retry_at = time.monotonic() + BACKOFF_MAX
+            return self._warn_once("rejected", f"Visdom at {self._target.url}: {exc}; "
+                                               "training goes on without the dashboard")
+        self._redraw(final)
+        if self._viz is not None:
+            self._backoff = BACKOFF_FIRST
+
+    def _lost(self, exc: Exception, what: str) -> None:
+        self._disconnect()
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        where = f" ({self.log_path.parent})" if self.log_path is not None else ""
+        self._warn_once("down", f"Visdom at {self._target.url} {what} ({exc}); training goes on, "
+                                f"retrying in the background; the run log{where} keeps every "
+                                f"event (`vizlab replay` redraws it)")
+
+    def _disconnect(self) -> None:
+        if self._viz is not None:
+            self._viz.close()
+            self._viz = None
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warn(message)
+
+    def _timeouts(self, final: bool) -> tuple[float, float]:
+        if not final:
+            return vc.CONNECT_TIMEOUT, vc.READ_TIMEOUT
+        left = self._deadline - time.monotonic()
+        if left <= 0.05:
+            raise _OutOfTime()
+        return min(vc.CONNECT_TIMEOUT, left), left
+
+    def _call(self, final: bool, fn, *args):
+        """One request, bounded by close()'s deadline at the end."""
+        self._viz.timeout = self._timeouts(final)
+        self.stats["requests"] += 1
+        return fn(self._viz, self.env, *args)
+
+    def _flush_run_log(self) -> None:
+        # The dashboard must never show what the run log lacks.
+        if self._flush_log is not None:
+            try:
+                self._flush_log()
+            except Exception:
+                pass  # the run-log sink reports its own failures on the training thread
+
+    def _redraw(self, final: bool) -> None:
+        """Replace every window, from the run log when there is one."""
+        self.stats["redraws"] += 1
+        self._flush_run_log()
+        if self.log_path is not None and self.log_path.is_file():
+            from vizlab.report.replay import rebuild
+
+            self._board = rebuild(self.log_path.parent, self._recent)
+            if final:
+                self._board.closed_status = self._close_status
+        self._resync = False
+        self._dirty = set(WINDOWS)
+        self._drawn = set(WINDOWS)  # so that stale windows with nothing to show get closed
+        self._last_heavy = float("-inf")
+        self._save_due = True
+        self._sentinel = None
+        self._flush(final)
+
+    def _flush(self, final: bool) -> None:
+        now = time.monotonic()
+        self._next_flush = now + self.flush_interval
+        self._epoch_flush = False
+        redraws = self.stats["redraws"]
+        self._flush_now(now, final)
+        if self.stats["redraws"] == redraws:
+            # Budget: regular flushes (our thread, and the server answering) take at most this
+            # share of the time, however slow the machine or large the windows.
+            cost = time.monotonic() - now
+            self._next_flush = max(self._next_flush, now + min(cost / self.flush_budget, 10.0))
+
+    def _flush_now(self, now: float, final: bool) -> None:
+        heavy_due = final or now - self._last_heavy >= self.heavy_interval
+        todo = [w for w in WINDOWS if w in self._dirty and (heavy_due or w in LIGHT)]
+        if not (todo or self._save_due or self._resync):
+            return  # nothing new: no request at all
+        try:
+            if self._resync:
+                return self._redraw(final)
+            self._flush_run_log()
+            if self._sentinel is not None:
+                win, expected, _ = self._sentinel
+                if self._call(final, vc.window_hash, win) != expected:
+                    return self._redraw(final)  # a restarted server lost what we drew
+            written = [w for w in todo if self._send_window(w, final) and w in self._drawn]
+            if heavy_due:
+                self._last_heavy = now
+            saved = self._save_due or final  # epoch ends, redraws and close
+            if saved:
+                self._call(final, vc.save_env)
+                self._save_due = False
+            try:
+                self._keep_sentinel(written, saved, final)
+            except vc.VisdomRejected:
+                self._sentinel = None
+            self.stats["flushes"] += 1
+        except vc.VisdomUnavailable as exc:
+            self._lost(exc, "stopped answering")
+
+    def _keep_sentinel(self, written: list[str], saved: bool, final: bool) -> None:
+        """Keep a window whose hash proves, at the next flush, that the server still holds what
+        was drawn since the last save. It must have been written after that save ("fresh"): a
+        server restarted from the save would hold an older copy. Small windows hash fast."""
+        sentinel = self._sentinel
+        if saved:  # the run card is small: draw it again after the save
+            card = self._board.pane("run_card")
+            if card is not None:
+                self._call(final, vc.draw, "run_card", card.packet)
+                self._sentinel = ("run_card", self._call(final, vc.window_hash, "run_card"), True)
+            elif written:  # no run card (a bare training loop): stale until the next write
+                win = min(written, key=SMALL_FIRST.index)
+                self._sentinel = (win, self._call(final, vc.window_hash, win), False)
+            elif sentinel is not None:
+                self._sentinel = (sentinel[0], sentinel[1], False)
+        elif written and (sentinel is None or not sentinel[2] or sentinel[0] in written):
+            win = min(written, key=SMALL_FIRST.index)
+            self._sentinel = (win, self._call(final, vc.window_hash, win), True)
+
+    def _send_window(self, win: str, final: bool) -> bool:
+        """Replace (or close) one window; True if a request was sent."""
+        self._dirty.discard(win)
+        pane = self._board.pane(win)
+        try:
+            if pane is not None:
+                self._call(final, vc.draw, win, pane.packet)
+                self._drawn.add(win)
+                return True
+            if win in self._drawn:
+                self._call(final, vc.close_window, win)
+                self._drawn.discard(win)
+                return True
+        except vc.VisdomRejected as exc:
+            self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
+        return False
+
