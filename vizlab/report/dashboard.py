@@ -32,6 +32,8 @@ WINDOWS = ("train_loss", "test_acc", "test_loss", "lr", "samples", "predictions"
 class Dashboard:
     """The state behind every window of one run's dashboard."""
 
+    WINDOWS, LIGHT = WINDOWS, LIGHT
+
     def __init__(self) -> None:
         self._reset()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -23,26 +24,33 @@ class RunLogSink:
         self._file = open(self.path, "a", encoding="utf-8")
         self._flush_every = flush_every
         self._last_flush = time.monotonic()
+        # The Visdom sink's thread calls flush() while training writes: text files are not
+        # thread-safe.
+        self._lock = threading.Lock()
 
     def handle(self, event: Event) -> None:
-        if self._file.closed:
-            return
-        self._file.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+        line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line)
         # Step chunks are frequent: flush them every few seconds; everything else at once.
         if not isinstance(event, TrainSteps) or time.monotonic() - self._last_flush >= self._flush_every:
             self.flush()
 
     def flush(self) -> None:
         """Push written lines to the OS (other sinks call this before they draw)."""
-        if not self._file.closed:
-            self._file.flush()
-            self._last_flush = time.monotonic()
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                self._last_flush = time.monotonic()
 
     def close(self, status: str = "finished") -> None:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
 
 
 def read_events(run_dir: Path) -> Iterator[Event]:
@@ -54,6 +62,8 @@ def read_events(run_dir: Path) -> Iterator[Event]:
             if not line:
                 continue
             try:
-                yield event_from_dict(json.loads(line))
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    yield event_from_dict(record)
             except (json.JSONDecodeError, ValueError, TypeError):
                 continue

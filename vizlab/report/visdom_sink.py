@@ -24,9 +24,9 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
 
-from vizlab.events import EpochEnd, Event
+from vizlab.events import Event
 from vizlab.report import visdom_client as vc
-from vizlab.report.dashboard import HEAVY, LIGHT, WINDOWS, Dashboard
+from vizlab.report.dashboard import Dashboard
 from vizlab.term import warn
 
 MAX_QUEUE = 10_000
@@ -47,6 +47,8 @@ class VisdomSink:
 
     ``log_path`` is the run's events.jsonl (the redraw source after an outage); ``flush_log``
     pushes the run log to disk and is called, from the sink's thread, before every flush.
+    ``board`` replaces the run dashboard with another model of the same shape (``apply``,
+    ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
     Flushes come every ``flush_interval`` seconds, or further apart when they would take more
     than ``flush_budget`` of the time; and at once after an epoch.
     """
@@ -55,7 +57,7 @@ class VisdomSink:
                  log_path: Optional[Path | str] = None, flush_interval: float = 1.0,
                  heavy_interval: float = 3.0, flush_log: Optional[Callable[[], None]] = None,
                  close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
-                 flush_budget: float = FLUSH_BUDGET):
+                 flush_budget: float = FLUSH_BUDGET, board=None):
         from vizlab.config import default_visdom_url
 
         self.url = url or default_visdom_url()
@@ -75,7 +77,7 @@ class VisdomSink:
         self._close_status = "finished"
         self._deadline = float("inf")
         # Owned by the background thread.
-        self._board = Dashboard()
+        self._board = board if board is not None else Dashboard()
         self._recent: deque = deque(maxlen=RECENT)
         self._viz = None
         self._dirty: set[str] = set()
@@ -159,7 +161,7 @@ class VisdomSink:
                 self._dirty |= board.apply(event)
             except Exception:
                 self._warn_once("event", f"ignored a malformed {event.kind} event")
-            if isinstance(event, EpochEnd):
+            if event.kind == "epoch_end":
                 self._epoch_flush = self._save_due = True
         if self._overflow:
             self._overflow = False
@@ -230,8 +232,8 @@ class VisdomSink:
             if final:
                 self._board.closed_status = self._close_status
         self._resync = False
-        self._dirty = set(WINDOWS)
-        self._drawn = set(WINDOWS)  # so that stale windows with nothing to show get closed
+        self._dirty = set(self._board.WINDOWS)
+        self._drawn = set(self._board.WINDOWS)  # so that stale windows with nothing to show get closed
         self._last_heavy = float("-inf")
         self._save_due = True
         self._sentinel = None
@@ -251,7 +253,8 @@ class VisdomSink:
 
     def _flush_now(self, now: float, final: bool) -> None:
         heavy_due = final or now - self._last_heavy >= self.heavy_interval
-        todo = [w for w in WINDOWS if w in self._dirty and (heavy_due or w in LIGHT)]
+        board = self._board
+        todo = [w for w in board.WINDOWS if w in self._dirty and (heavy_due or w in board.LIGHT)]
         if not (todo or self._save_due or self._resync):
             return  # nothing new: no request at all
         try:
@@ -288,12 +291,12 @@ class VisdomSink:
                 self._call(final, vc.draw, "run_card", card.packet)
                 self._sentinel = ("run_card", self._call(final, vc.window_hash, "run_card"), True)
             elif written:  # no run card (a bare training loop): stale until the next write
-                win = min(written, key=SMALL_FIRST.index)
+                win = min(written, key=_size_rank)
                 self._sentinel = (win, self._call(final, vc.window_hash, win), False)
             elif sentinel is not None:
                 self._sentinel = (sentinel[0], sentinel[1], False)
         elif written and (sentinel is None or not sentinel[2] or sentinel[0] in written):
-            win = min(written, key=SMALL_FIRST.index)
+            win = min(written, key=_size_rank)
             self._sentinel = (win, self._call(final, vc.window_hash, win), True)
 
     def _send_window(self, win: str, final: bool) -> bool:
@@ -313,3 +316,8 @@ class VisdomSink:
             self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
         return False
 
+
+
+def _size_rank(win: str) -> int:
+    """Small windows first (cheap to hash); windows of other boards after the known ones."""
+    return SMALL_FIRST.index(win) if win in SMALL_FIRST else len(SMALL_FIRST)
