@@ -18,7 +18,8 @@ from vizlab.term import console
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to look when RUN_DIR is a run name (default ./runs).")
 def replay(run_dir, env, visdom_url, runs_dir):
-    """Redraw a run's dashboard from its run log: after a server restart, or on another machine.
+    """Redraw a run's (or a comparison's) dashboard from its run logs: after a server restart,
+    or on another machine.
 
     RUN_DIR is a run directory, or the name of a run in the runs dir. Every window is replaced,
     so replaying twice gives the same dashboard.
@@ -31,6 +32,11 @@ def replay(run_dir, env, visdom_url, runs_dir):
             run_dir = named
         else:
             raise VizlabError(f"no run directory {run_dir}")
-    result = do_replay(run_dir, visdom_url, env)
+    if (run_dir / "comparison.json").is_file():
+        from vizlab.report.compare_board import replay_comparison
+
+        result = replay_comparison(run_dir, visdom_url, env)
+    else:
+        result = do_replay(run_dir, visdom_url, env)
     console().print(f"replayed {result.events} events of {run_dir} into {len(result.windows)} "
                     f"windows: {result.url}/env/{result.env}", markup=False, highlight=False)

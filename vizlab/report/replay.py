@@ -83,7 +83,7 @@ def replay(run_dir: Path | str, url: Optional[str] = None,
     """
     from vizlab.config import default_visdom_url
     from vizlab.report import visdom_client as vc
-    from vizlab.report.dashboard import WINDOWS, Dashboard
+    from vizlab.report.dashboard import Dashboard
 
     run_dir = Path(run_dir)
     target = vc.parse_url(url or default_visdom_url())
@@ -97,13 +97,21 @@ def replay(run_dir: Path | str, url: Optional[str] = None,
     board = Dashboard.from_events(events)
     if board.ended is None:
         board.closed_status = "unfinished"  # still running, or killed: the log does not say
+    windows = draw_board(board, target, env)
+    return ReplayResult(env, target.url, len(events), windows)
+
+
+def draw_board(board, target, env: str) -> tuple[str, ...]:
+    """Replace every window of ``board`` in ``env`` (closing stale ones) and save the env."""
+    from vizlab.report import visdom_client as vc
+
     try:
         viz = vc.connect(target, env)
         panes = board.panes()
         for pane in panes:
             vc.draw(viz, env, pane.win, pane.packet)
         drawn = {p.win for p in panes}
-        for win in WINDOWS:
+        for win in board.WINDOWS:
             if win not in drawn:
                 vc.close_window(viz, env, win)  # a stale window from an earlier draw
         vc.save_env(viz, env)
@@ -112,4 +120,4 @@ def replay(run_dir: Path | str, url: Optional[str] = None,
                           f"start one with `vizlab server start` or pass --visdom-url")
     except vc.VisdomRejected as exc:
         raise VizlabError(str(exc))
-    return ReplayResult(env, target.url, len(events), tuple(p.win for p in panes))
+    return tuple(p.win for p in panes)
