@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from vizlab.events import (EpochEnd, Event, Histograms, Predictions, RunEnded, RunStarted,
-                           SampleSet, TrainSteps, encode_images)
+from vizlab.events import (
+    EpochEnd,
+    Event,
+    Histograms,
+    Predictions,
+    RunEnded,
+    RunStarted,
+    SampleSet,
+    TrainSteps,
+    encode_images,
+)
 
 DIGITS = tuple(str(i) for i in range(10))
 

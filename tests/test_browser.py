@@ -20,15 +20,15 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-
 from conftest import free_port
+
 from vizlab import assets
 from vizlab import server as srv
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 try:
-    import selenium  # noqa: F401
+    import selenium
 except ImportError:
     selenium = None
 

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from idxdata import write_idx_dataset
+
 from vizlab.cli import main
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from idxdata import write_idx_dataset
+
 from vizlab.cli import main
 from vizlab.compare import Comparison
 from vizlab.engine import StopFlag

@@ -9,10 +9,9 @@ import struct
 import pytest
 import torch
 from click.testing import CliRunner
+from idxdata import LABEL_MAGIC, idx_bytes, raw_dir, write_idx_dataset, write_images, write_labels
 from torchvision import datasets
 
-from idxdata import (LABEL_MAGIC, idx_bytes, raw_dir, write_idx_dataset, write_images,
-                     write_labels)
 from vizlab import catalog
 from vizlab.cli import cli
 from vizlab.data import MNIST_MEAN, MNIST_STD, load_splits
@@ -83,7 +82,7 @@ def test_val_split_is_seeded_disjoint_and_complete(mnist_dir):
     assert torch.equal(a.val_x, b.val_x) and torch.equal(a.train_y, b.train_y)
     assert not torch.equal(a.val_x, c.val_x)
     # Every training sample lands in exactly one of the two parts.
-    rows = lambda x: {tuple(r.tolist()) for r in x.flatten(1)}  # noqa: E731
+    rows = lambda x: {tuple(r.tolist()) for r in x.flatten(1)}
     assert rows(a.train_x) | rows(a.val_x) == rows(full.train_x)
     assert not rows(a.train_x) & rows(a.val_x)
     assert a.test_x.shape == full.test_x.shape  # the test split is untouched
@@ -111,7 +110,7 @@ def test_test_dataset_is_learnable(mnist_dir):
     s = load_splits("mnist", str(mnist_dir))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(),
                                 torch.nn.Linear(64, 10))
-    accuracy = lambda: (model(s.test_x).argmax(1) == s.test_y).float().mean().item()  # noqa: E731
+    accuracy = lambda: (model(s.test_x).argmax(1) == s.test_y).float().mean().item()
     before = accuracy()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for i in range(0, 256, 32):

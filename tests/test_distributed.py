@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from idxdata import write_idx_dataset
+
 from vizlab.cli import main
 from vizlab.config import build_config
 from vizlab.distributed import Group, write_error_file

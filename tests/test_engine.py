@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-
 from idxdata import write_idx_dataset
+
 from vizlab.config import build_config
 from vizlab.data import load_splits
 from vizlab.engine import Engine, StopFlag, epoch_permutation

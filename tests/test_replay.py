@@ -7,9 +7,9 @@ import time
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import free_port
 from runlogs import RunLogWriter, run_events, write_run
+
 from vizlab.cli import cli, main
 from vizlab.report.replay import replay
 from vizlab.report.visdom_sink import VisdomSink

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import free_port
 from runlogs import run_events, write_run
+
 from vizlab.cli import cli, main
 from vizlab.report.replay import replay
 

@@ -24,8 +24,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
+
 from vizlab import assets
 from vizlab import server as srv
 from vizlab.errors import VizlabError

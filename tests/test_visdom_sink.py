@@ -10,9 +10,9 @@ import math
 import time
 
 import pytest
-
 from conftest import free_port, start_visdom, stop_visdom
 from runlogs import DIGITS, RunLogWriter, run_events
+
 from vizlab.errors import VizlabError
 from vizlab.events import EpochEnd, Histograms, RunEnded, RunStarted, TrainSteps
 from vizlab.report.curves import MAX_POINTS, StepCurve, bucket_width

@@ -25,9 +25,10 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from vizlab.errors import VizlabError
 
@@ -111,7 +112,7 @@ ASSETS: tuple[Asset, ...] = tuple(Asset(*row) for row in (
      "3e1c830e9c05a62f9caf86f9e13d926c38c5136b1eba8f6171953e839ce3941f"),
 ))
 
-Progress = Optional[Callable[[str], None]]
+Progress = Optional[Callable[[str], None]]  # noqa: UP045 (a runtime alias)
 
 
 def visdom_version() -> str:
@@ -155,7 +156,7 @@ def verify(static: Path) -> list[str]:
     return problems
 
 
-def ensure_static(assets_dir: Optional[Path] = None, progress: Progress = None) -> Path:
+def ensure_static(assets_dir: Path | None = None, progress: Progress = None) -> Path:
     """The served static directory, laid first if anything is missing. Raises VizlabError."""
     static = static_dir()
     if assets_dir is None and is_complete(static):
@@ -163,7 +164,7 @@ def ensure_static(assets_dir: Optional[Path] = None, progress: Progress = None) 
     return lay(assets_dir, progress)
 
 
-def lay(assets_dir: Optional[Path] = None, progress: Progress = None) -> Path:
+def lay(assets_dir: Path | None = None, progress: Progress = None) -> Path:
     """(Re)lay the static directory from ``assets_dir`` or the npm registry, checking every file.
 
     Built beside the target and renamed into place, so a server never sees half a directory and
@@ -218,7 +219,8 @@ def registry_url() -> str:
                 return out
         except (OSError, subprocess.SubprocessError):
             pass
-    env = os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY")
+    # npm reads both spellings.
+    env = os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY")  # noqa: SIM112
     if env:
         return env
     npmrc = Path.home() / ".npmrc"

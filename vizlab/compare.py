@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from vizlab.errors import VizlabError
 from vizlab.events import EpochEnd, Event, RunEnded
@@ -33,7 +34,7 @@ class Entry:
     run_dir: Path
     engine: Any = None
     steps: Any = None  # the engine's step iterator
-    ended: Optional[RunEnded] = None
+    ended: RunEnded | None = None
     epochs: list[EpochEnd] = field(default_factory=list)
     params: int = 0
 
@@ -71,7 +72,7 @@ def _advance(entry: Entry) -> bool:
 
 class Comparison:
     def __init__(self, variants: list[Variant], comparison_dir: Path, sequential: bool = False,
-                 env: Optional[str] = None):
+                 env: str | None = None):
         self.variants, self.dir, self.sequential = variants, Path(comparison_dir), sequential
         self.env = env or self.dir.name
         self.entries: list[Entry] = []
@@ -176,9 +177,8 @@ class Comparison:
         return rows
 
     def write_summary(self, rows: list[dict[str, Any]]) -> None:
-        from vizlab.runinfo import write_json_atomic
-
         from vizlab.report.compare_board import activation_axis
+        from vizlab.runinfo import write_json_atomic
 
         axes = sorted({k for v in self.variants for k in v.axes})
         write_json_atomic(self.dir / COMPARISON_JSON, {
@@ -198,10 +198,10 @@ class Comparison:
                                  for c in columns])
 
 
-def _mean(values: list[float]) -> Optional[float]:
+def _mean(values: list[float]) -> float | None:
     return statistics.mean(values) if values else None
 
 
-def _spread(values: list[float]) -> Optional[float]:
+def _spread(values: list[float]) -> float | None:
     """Sample standard deviation over repeats (0 for a single run)."""
     return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)

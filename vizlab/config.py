@@ -9,7 +9,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from vizlab.errors import VizlabError
 from vizlab.models import ACTIVATIONS, MODELS, is_user_model, spec_defaults
@@ -42,26 +42,26 @@ class RunConfig:
     batch_size: int
     epochs: int
     schedule: str
-    hidden: Optional[tuple[int, ...]] = None
+    hidden: tuple[int, ...] | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
     dataset: str = "mnist"
     data_dir: str = ""
-    limit_train: Optional[int] = None
-    limit_test: Optional[int] = None
+    limit_train: int | None = None
+    limit_test: int | None = None
     val_split: int = 0
     seed: int = 0
-    threads: Optional[int] = None
+    threads: int | None = None
     device: str = "auto"
     runs_dir: str = "runs"
-    name: Optional[str] = None
-    resume: Optional[str] = None
+    name: str | None = None
+    resume: str | None = None
     progress: str = "rich"
     samples: int = 32
     visdom: bool = True
     visdom_url: str = DEFAULT_VISDOM_URL
     visdom_url_given: bool = False  # an explicit URL never auto-starts a server
-    env: Optional[str] = None
+    env: str | None = None
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
     world_size: int = 1  # processes training together (torch.distributed); batch_size is global
@@ -72,25 +72,25 @@ class RunConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in names}
         if d.get("hidden") is not None:
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return validate(dataclasses.replace(self, **changes))
 
 
-def parse_hidden(text: str | None) -> Optional[tuple[int, ...]]:
+def parse_hidden(text: str | None) -> tuple[int, ...] | None:
     """'512-256-128' -> (512, 256, 128). Dashes, because commas mean comparison axes."""
     if text is None or text == "":
         return None
     try:
         widths = tuple(int(part) for part in str(text).split("-"))
     except ValueError:
-        raise VizlabError(f"--hidden must be widths joined by dashes, like 512-256; got {text!r}")
+        raise VizlabError(f"--hidden must be widths joined by dashes, like 512-256; got {text!r}") from None
     if any(w <= 0 for w in widths):
         raise VizlabError(f"--hidden widths must be positive; got {text!r}")
     return widths

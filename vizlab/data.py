@@ -16,7 +16,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from vizlab import catalog, shipped, term
 from vizlab.errors import VizlabError
@@ -35,13 +35,13 @@ class Splits:
     """One dataset's splits, ready for index-slice batching."""
     name: str                        # "mnist" | "fashion-mnist"
     classes: tuple[str, ...]         # "0".."9" for MNIST; Fashion-MNIST's class names
-    train_x: "torch.Tensor"          # float32 (N, 1, 28, 28), normalized, on the device
-    train_y: "torch.Tensor"          # int64 (N,), on the device
-    test_x: "torch.Tensor"
-    test_y: "torch.Tensor"
-    test_raw: "torch.Tensor"         # uint8 (N, 28, 28) on the CPU: test images for image grids
-    val_x: Optional["torch.Tensor"]  # held out from the end of a seeded permutation of train
-    val_y: Optional["torch.Tensor"]
+    train_x: torch.Tensor          # float32 (N, 1, 28, 28), normalized, on the device
+    train_y: torch.Tensor          # int64 (N,), on the device
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    test_raw: torch.Tensor         # uint8 (N, 28, 28) on the CPU: test images for image grids
+    val_x: torch.Tensor | None  # held out from the end of a seeded permutation of train
+    val_y: torch.Tensor | None
     mean: float
     std: float
 
@@ -88,7 +88,7 @@ def prepare(dataset: str, data_dir: str | Path) -> catalog.DatasetSpec:
     return spec
 
 
-def _pixel_stats(images: "torch.Tensor") -> tuple[float, float]:
+def _pixel_stats(images: torch.Tensor) -> tuple[float, float]:
     """Exact mean and std of uint8 pixels scaled to 0..1, from a 256-bin histogram
     (no float copy of the whole set)."""
     import torch
@@ -101,7 +101,7 @@ def _pixel_stats(images: "torch.Tensor") -> tuple[float, float]:
     return float(mean), float(var.sqrt())
 
 
-def _to_device(images: "torch.Tensor", mean: float, std: float, device) -> "torch.Tensor":
+def _to_device(images: torch.Tensor, mean: float, std: float, device) -> torch.Tensor:
     # Move the uint8 pixels (4x smaller than float32), then convert in place on the device.
     x = images.to(device).unsqueeze(1).float()
     return x.div_(255.0).sub_(mean).div_(std)

@@ -25,9 +25,10 @@ import re
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Callable, Optional
+from typing import Any
 
 from vizlab.errors import VizlabError
 
@@ -74,7 +75,7 @@ class Group:
                                                                      local_rank, timeout)
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> Optional["Group"]:
+    def from_env(cls, environ=os.environ) -> Group | None:
         """The group torchrun put this process in; None for a single process."""
         try:
             world = int(environ.get("WORLD_SIZE", "1"))
@@ -146,7 +147,7 @@ class Group:
             yield
         except VizlabError as exc:
             error = str(exc)
-        errors: list[Optional[str]] = [None] * self.world_size
+        errors: list[str | None] = [None] * self.world_size
         dist.all_gather_object(errors, error)
         if len(set(errors)) == 1 and error is not None:
             raise SharedError(error)  # every rank alike: a problem of the run, not of a rank

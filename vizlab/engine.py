@@ -16,16 +16,24 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from vizlab.config import RunConfig
 from vizlab.evaluate import evaluate
-from vizlab.events import (EpochEnd, Histograms, Predictions, RunEnded, SampleSet, TrainSteps,
-                           encode_images)
+from vizlab.events import (
+    EpochEnd,
+    Histograms,
+    Predictions,
+    RunEnded,
+    SampleSet,
+    TrainSteps,
+    encode_images,
+)
 from vizlab.optim import make_optimizer, make_scheduler
 
 READBACK_STEPS = 64  # read losses back at least this often (steps) ...
@@ -65,7 +73,7 @@ class Progress:
 
 class Engine:
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, splits, device: torch.device,
-                 reporter, checkpointer=None, stop: Optional[StopFlag] = None, shard=None):
+                 reporter, checkpointer=None, stop: StopFlag | None = None, shard=None):
         self.cfg, self.model, self.data, self.device = cfg, model, splits, device
         self.reporter, self.checkpointer = reporter, checkpointer
         self.stop = stop or StopFlag()

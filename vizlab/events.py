@@ -10,11 +10,20 @@ from __future__ import annotations
 import base64
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 __all__ = [
-    "Event", "RunStarted", "SampleSet", "TrainSteps", "EpochEnd", "Predictions",
-    "Histograms", "RunEnded", "event_from_dict", "encode_images", "decode_images",
+    "EpochEnd",
+    "Event",
+    "Histograms",
+    "Predictions",
+    "RunEnded",
+    "RunStarted",
+    "SampleSet",
+    "TrainSteps",
+    "decode_images",
+    "encode_images",
+    "event_from_dict",
 ]
 
 
@@ -98,8 +107,8 @@ class EpochEnd(Event):
     lr: float  # learning rate at the end of the epoch
     best_acc: float  # best accuracy so far (validation when a validation split exists)
     is_best: bool
-    val_loss: Optional[float] = None
-    val_acc: Optional[float] = None
+    val_loss: float | None = None
+    val_acc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,9 +144,9 @@ class RunEnded(Event):
     status: str  # finished | failed | interrupted
     epochs_done: int
     step: int
-    best_acc: Optional[float] = None
-    test_acc: Optional[float] = None
-    test_loss: Optional[float] = None
+    best_acc: float | None = None
+    test_acc: float | None = None
+    test_loss: float | None = None
     wall_time: float = 0.0
     message: str = ""
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from vizlab.config import RunConfig
 from vizlab.distributed import LAUNCHED_ENV, rank_device
@@ -142,6 +142,6 @@ def worker_argv(ctx, skip: tuple[str, ...] = ("nproc",)) -> list[str]:
 def check_nproc(nproc: int) -> None:
     if nproc < 1:
         raise VizlabError(f"--nproc must be positive; got {nproc}")
-    if os.environ.get("TORCHELASTIC_RUN_ID") or "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+    if os.environ.get("TORCHELASTIC_RUN_ID") or ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
         raise VizlabError("--nproc starts its own processes; under torchrun leave it out "
                           "(torchrun's --nproc-per-node sets the number)")

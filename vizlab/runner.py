@@ -11,7 +11,6 @@ import threading
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
 
 from vizlab.checkpoint import Checkpointer
 from vizlab.config import RunConfig
@@ -46,7 +45,7 @@ def default_run_name(cfg: RunConfig) -> str:
     return f"{model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def create_run_dir(runs_dir: str, name: Optional[str], default: str) -> Path:
+def create_run_dir(runs_dir: str, name: str | None, default: str) -> Path:
     """A new run dir; never reuses one (that would mix two runs' logs)."""
     root = Path(runs_dir)
     try:

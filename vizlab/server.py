@@ -24,9 +24,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 from urllib.parse import urlparse
 
 from vizlab.errors import VizlabError
@@ -61,7 +61,7 @@ def default_env_dir() -> Path:
     return state_dir() / "envs"
 
 
-def client_credentials() -> Optional[tuple[str, str]]:
+def client_credentials() -> tuple[str, str] | None:
     """(user, password) from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD; None unless both set."""
     user, password = os.environ.get(USER_VAR), os.environ.get(PASSWORD_VAR)
     return (user, password) if user and password else None
@@ -89,7 +89,7 @@ class ServerInfo:
         return max(0.0, time.time() - self.started)
 
 
-def running() -> Optional[ServerInfo]:
+def running() -> ServerInfo | None:
     """The vizlab server of this state dir, if one runs; a stale pid file is removed."""
     path = pid_file()
     try:
@@ -107,9 +107,9 @@ def running() -> Optional[ServerInfo]:
     return info
 
 
-def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Optional[Path] = None,
-          login: bool = False, assets_dir: Optional[Path] = None,
-          progress: Optional[Callable[[str], None]] = None) -> tuple[ServerInfo, bool]:
+def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | None = None,
+          login: bool = False, assets_dir: Path | None = None,
+          progress: Callable[[str], None] | None = None) -> tuple[ServerInfo, bool]:
     """Start the background server and wait until it serves; (info, already_running).
 
     Raises VizlabError for what the user can fix: port taken, missing credentials, no assets.
@@ -133,9 +133,9 @@ def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Optional[
 
 
 def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
-                    env_dir: Optional[Path] = None, login: bool = False,
-                    assets_dir: Optional[Path] = None,
-                    progress: Optional[Callable[[str], None]] = None) -> None:
+                    env_dir: Path | None = None, login: bool = False,
+                    assets_dir: Path | None = None,
+                    progress: Callable[[str], None] | None = None) -> None:
     """Become the server (exec), logging to the terminal; Ctrl-C stops it.
 
     exec, not a call, so the process looks exactly like a background one to `status` and `stop`.
@@ -151,7 +151,7 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
     os.execv(sys.executable, args)
 
 
-def stop(timeout: float = 10.0) -> Optional[ServerInfo]:
+def stop(timeout: float = 10.0) -> ServerInfo | None:
     """Stop this state dir's server (SIGTERM, SIGKILL after ``timeout``); None if none ran."""
     info = running()
     if info is None:
@@ -187,7 +187,7 @@ def list_envs(info: ServerInfo) -> tuple[list[str], bool]:
         return sorted(p.stem for p in saved), False
 
 
-def ensure_server(url: str) -> Optional[str]:
+def ensure_server(url: str) -> str | None:
     """For `run`/`compare`: start a background server if ``url`` is the default local one and
     nothing answers there. Returns the URL to print when it started one, else None.
 
@@ -203,7 +203,7 @@ def ensure_server(url: str) -> Optional[str]:
     _ensured.add(key)
     try:
         return _ensure(url)
-    except Exception as exc:  # noqa: BLE001 -- any failure here must only cost the dashboard
+    except Exception as exc:
         warn(f"could not start a local Visdom server ({exc}); training goes on without it")
         return None
 
@@ -211,7 +211,7 @@ def ensure_server(url: str) -> Optional[str]:
 _ensured: set[str] = set()
 
 
-def _ensure(url: str) -> Optional[str]:
+def _ensure(url: str) -> str | None:
     parsed = urlparse(url)
     if (parsed.scheme != "http" or parsed.hostname not in ("localhost", "127.0.0.1")
             or (parsed.port or 80) != DEFAULT_PORT or parsed.path not in ("", "/")):
@@ -326,7 +326,7 @@ def _pythonpath() -> str:
     return root + (os.pathsep + rest if rest else "")
 
 
-def _ready(pid: int) -> Optional[ServerInfo]:
+def _ready(pid: int) -> ServerInfo | None:
     info = running()
     if info and info.pid == pid and _answers(info.host, info.port):
         return info

@@ -25,7 +25,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import tornado.web
 import tornado.websocket
@@ -101,8 +100,8 @@ def _with_fixes(cls):
 
 
 def build_app(port: int, env_dir: Path, static: Path,
-              credentials: Optional[tuple[str, str]] = None,
-              cookie_secret: Optional[str] = None):
+              credentials: tuple[str, str] | None = None,
+              cookie_secret: str | None = None):
     """visdom's Application, configured as described in the module docstring."""
     from visdom.server.app import Application
     from visdom.utils.server_utils import hash_password

@@ -7,10 +7,10 @@ Warnings are single lines on stderr so they never garble a live Rich display's s
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def console():
     from rich.console import Console
 

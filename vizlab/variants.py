@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from vizlab.config import RunConfig, build_config
 from vizlab.errors import VizlabError

@@ -31,9 +31,9 @@ def compare(models, repeats, sequential, max_variants, **options):
     """
     from vizlab.commands.run import edge_options
     from vizlab.compare import Comparison
+    from vizlab.engine import StopFlag
     from vizlab.report.compare_console import CompareConsole
     from vizlab.runner import sigint_requests_stop
-    from vizlab.engine import StopFlag
     from vizlab.variants import expand, parse_axes
 
     fields = edge_options(options, set(options))

@@ -7,7 +7,6 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -25,9 +24,9 @@ class RunSummary:
     model: str
     dataset: str
     status: str  # finished | failed | interrupted | unfinished (running, or killed) | empty
-    best_acc: Optional[float]
+    best_acc: float | None
     epochs: str
-    started: Optional[datetime]
+    started: datetime | None
 
 
 def summarize(run_dir: Path) -> RunSummary:

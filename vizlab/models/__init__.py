@@ -13,7 +13,7 @@ from typing import Any
 
 from vizlab.errors import VizlabError
 
-__all__ = ["ModelSpec", "MODELS", "ACTIVATIONS", "build_model", "is_user_model"]
+__all__ = ["ACTIVATIONS", "MODELS", "ModelSpec", "build_model", "is_user_model"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "tanh", "sigmoid")
 

@@ -8,7 +8,7 @@ by side. Every name uses torch's defaults (leaky_relu's negative slope is 0.01, 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from torch import nn
 from vizlab.errors import VizlabError
 from vizlab.models import ACTIVATIONS
 
-__all__ = ["make_activation", "activation_fn", "activation_curve"]
+__all__ = ["activation_curve", "activation_fn", "make_activation"]
 
 # name -> (module class, functional form). Module-level functions only (no lambdas), so a
 # model holding one still pickles.
@@ -39,7 +39,7 @@ def _lookup(name: str):
     try:
         return _TABLE[name]
     except KeyError:
-        raise VizlabError(f"unknown --activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+        raise VizlabError(f"unknown --activation {name!r}; choose from {', '.join(ACTIVATIONS)}") from None
 
 
 def make_activation(name: str) -> nn.Module:
@@ -52,7 +52,7 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return _lookup(name)[1]
 
 
-def activation_curve(name: str, xs: Union[torch.Tensor, Sequence[float]]
+def activation_curve(name: str, xs: torch.Tensor | Sequence[float]
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Evaluate activation ``name`` and its derivative at the points ``xs``.
 

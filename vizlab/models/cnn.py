@@ -17,8 +17,16 @@ from torch import nn
 
 from vizlab.models.activations import make_activation
 
-__all__ = ["CNN", "ResNet", "Inception", "ResidualBlock", "InceptionA",
-           "build_cnn", "build_resnet", "build_inception"]
+__all__ = [
+    "CNN",
+    "Inception",
+    "InceptionA",
+    "ResNet",
+    "ResidualBlock",
+    "build_cnn",
+    "build_inception",
+    "build_resnet",
+]
 
 
 def _stage(n: int, conv: nn.Module, activation: str) -> list[tuple[str, nn.Module]]:

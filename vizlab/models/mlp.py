@@ -12,7 +12,7 @@ from torch import nn
 
 from vizlab.models.activations import activation_fn, make_activation
 
-__all__ = ["RawMLP", "MLP", "build_mlp_raw", "build_mlp"]
+__all__ = ["MLP", "RawMLP", "build_mlp", "build_mlp_raw"]
 
 IN_FEATURES = 28 * 28
 CLASSES = 10

@@ -13,7 +13,7 @@ from typing import Any
 
 from vizlab.errors import VizlabError
 
-__all__ = ["Row", "Summary", "summarize", "count_parameters", "format_shape"]
+__all__ = ["Row", "Summary", "count_parameters", "format_shape", "summarize"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from types import ModuleType
 
 from vizlab.errors import VizlabError
 
-__all__ = ["load_user_model", "CHECK_SHAPE"]
+__all__ = ["CHECK_SHAPE", "load_user_model"]
 
 CHECK_SHAPE = (2, 1, 28, 28)
 FORMS = "path/to/file.py:ClassName or package.module:ClassName"

@@ -17,11 +17,12 @@ Use it from your own training loop::
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 from vizlab.events import Event
 
-__all__ = ["Sink", "NullSink", "Reporter"]
+__all__ = ["NullSink", "Reporter", "Sink"]
 
 
 @runtime_checkable

@@ -6,7 +6,8 @@ Pure functions from events to window packets (see panes.py); every string is esc
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from vizlab.events import Histograms, Predictions, SampleSet
 from vizlab.report import panes as P
@@ -22,14 +23,14 @@ def _name(classes: Sequence[str], i: int) -> str:
     return classes[i] if 0 <= i < len(classes) else str(i)
 
 
-def _matching_preds(samples: Optional[SampleSet], preds: Optional[Predictions]):
+def _matching_preds(samples: SampleSet | None, preds: Predictions | None):
     if samples is None or preds is None or len(preds.preds) != len(samples.labels):
         return None
     return preds
 
 
-def samples_pane(samples: Optional[SampleSet], preds: Optional[Predictions],
-                 classes: Sequence[str]) -> Optional[dict]:
+def samples_pane(samples: SampleSet | None, preds: Predictions | None,
+                 classes: Sequence[str]) -> dict | None:
     """The fixed test images, framed green (right) or red (wrong) and captioned."""
     if samples is None or not samples.labels:
         return None
@@ -48,8 +49,8 @@ def samples_pane(samples: Optional[SampleSet], preds: Optional[Predictions],
     return P.image_packet(title, png_data_url(grid), caption, grid.shape[1], grid.shape[0])
 
 
-def predictions_pane(samples: Optional[SampleSet], preds: Optional[Predictions],
-                     classes: Sequence[str]) -> Optional[dict]:
+def predictions_pane(samples: SampleSet | None, preds: Predictions | None,
+                     classes: Sequence[str]) -> dict | None:
     """An HTML table of the sample images' true label, prediction and confidence."""
     if preds is None or not preds.preds:
         return None
@@ -70,8 +71,8 @@ def predictions_pane(samples: Optional[SampleSet], preds: Optional[Predictions],
     return P.text_packet(f"predictions (epoch {preds.epoch})", body, width=460, height=520)
 
 
-def misclassified_pane(samples: Optional[SampleSet], preds: Optional[Predictions],
-                       classes: Sequence[str]) -> Optional[dict]:
+def misclassified_pane(samples: SampleSet | None, preds: Predictions | None,
+                       classes: Sequence[str]) -> dict | None:
     """Test images the model got wrong this epoch, captioned with prediction and truth."""
     if preds is None:
         return None
@@ -94,7 +95,7 @@ def misclassified_pane(samples: Optional[SampleSet], preds: Optional[Predictions
     return P.image_packet(title, png_data_url(grid), caption, grid.shape[1], grid.shape[0])
 
 
-def run_card_pane(board: "Dashboard") -> Optional[dict]:
+def run_card_pane(board: Dashboard) -> dict | None:
     """Model, size, data, device, timing, status and final metrics; the config below."""
     run = board.run
     if run is None:
@@ -130,7 +131,7 @@ def run_card_pane(board: "Dashboard") -> Optional[dict]:
     return P.text_packet(f"run: {run.run}", body, width=440, height=560)
 
 
-def hist_pane(hist: Optional[Histograms], kind: str) -> Optional[dict]:
+def hist_pane(hist: Histograms | None, kind: str) -> dict | None:
     """Histograms of one kind ("weight" or "grad"), one trace per parameter tensor."""
     if hist is None:
         return None

@@ -11,12 +11,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.report import panes as P
-from vizlab.report.fmt import num, pm
 from vizlab.report.curves import StepCurve
+from vizlab.report.fmt import num, pm
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")
@@ -55,16 +55,16 @@ class CompareDashboard:
         self.curves = {name: StepCurve() for name in self.names}
         self.epochs: dict[tuple[str, int], dict[int, EpochEnd]] = {v: {} for v in variants}
         self.ended: dict[tuple[str, int], RunEnded] = {}
-        self.results: Optional[list[dict[str, Any]]] = None
+        self.results: list[dict[str, Any]] | None = None
 
     def apply(self, item) -> set[str]:
         if isinstance(item, ComparisonResults):
             return self.finish(list(item.rows))
         e, key = item.event, (item.variant, item.seed)
         if isinstance(e, TrainSteps):
-            if item.seed == self.first_seed.get(item.variant):
-                if self.curves[item.variant].set_steps(e.step, e.losses, e.lrs):
-                    return {"cmp_train_loss"}
+            if item.seed == self.first_seed.get(item.variant) and \
+                    self.curves[item.variant].set_steps(e.step, e.losses, e.lrs):
+                return {"cmp_train_loss"}
             return set()
         if isinstance(e, EpochEnd):
             self.epochs.setdefault(key, {})[e.epoch] = e
@@ -80,7 +80,7 @@ class CompareDashboard:
     def panes(self) -> list[P.Pane]:
         return [p for p in (self.pane(w) for w in WINDOWS) if p is not None]
 
-    def pane(self, win: str) -> Optional[P.Pane]:
+    def pane(self, win: str) -> P.Pane | None:
         if win not in WINDOWS:
             return None
         packet = getattr(self, "_" + win[4:])()

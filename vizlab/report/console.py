@@ -6,12 +6,11 @@ Modes: ``rich`` (live bar), ``plain`` (one line per epoch: logs, pipes, CI), ``o
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 from vizlab.events import EpochEnd, Event, RunEnded, RunStarted, TrainSteps
 
 
-def choose_mode(requested: Optional[str], stream=None) -> str:
+def choose_mode(requested: str | None, stream=None) -> str:
     """rich on a terminal, plain otherwise, unless the user chose."""
     if requested:
         return requested
@@ -39,7 +38,7 @@ class ConsoleSink:
         self.rows: list[EpochEnd] = []
         self._progress = None
         self._task = None
-        self._smoothed: Optional[float] = None
+        self._smoothed: float | None = None
         self._closed = False
 
     # -- events --------------------------------------------------------------------------------
@@ -85,8 +84,13 @@ class ConsoleSink:
                               loss=self._smoothed, rate=rate)
 
     def _start_bar(self, e: TrainSteps) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -123,5 +127,5 @@ class ConsoleSink:
                            + (f" ({e.message})" if e.message else ""), markup=False)
 
 
-def _pct(value: Optional[float]) -> str:
+def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}%"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 MAX_POINTS = 2000
 SMOOTHING = 0.95  # EMA weight per bucket: a time constant of about 20 points on screen
@@ -33,7 +33,7 @@ def bucket_width(last_step: int, max_points: int = MAX_POINTS) -> int:
     return width
 
 
-def _mean(values) -> Optional[float]:
+def _mean(values) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
     return math.fsum(finite) / len(finite) if finite else None
 
@@ -43,9 +43,9 @@ class CurvePoints:
     """The points of the curve windows: x (last step of each bucket) and one list per trace."""
 
     x: list[int]
-    loss: list[Optional[float]]
-    smooth: list[Optional[float]]
-    lr: list[Optional[float]]
+    loss: list[float | None]
+    smooth: list[float | None]
+    lr: list[float | None]
     width: int
 
     def __len__(self) -> int:
@@ -68,12 +68,12 @@ class StepCurve:
         self._width = 1
         # Cached points for complete buckets (a prefix of the curve), extended lazily.
         self._x: list[int] = []
-        self._mean: list[Optional[float]] = []
-        self._lr_mean: list[Optional[float]] = []
-        self._smooth: list[Optional[float]] = []
+        self._mean: list[float | None] = []
+        self._lr_mean: list[float | None] = []
+        self._smooth: list[float | None] = []
         self._ema = 0.0
         self._ema_n = 0
-        self._points: Optional[tuple[int, CurvePoints]] = None  # (version, points)
+        self._points: tuple[int, CurvePoints] | None = None  # (version, points)
 
     @property
     def last_step(self) -> int:
@@ -159,7 +159,7 @@ class StepCurve:
         for m in self._mean:
             self._ema, self._ema_n, _ = self._ema_step(self._ema, self._ema_n, m)
 
-    def _ema_step(self, ema: float, n: int, value: Optional[float]):
+    def _ema_step(self, ema: float, n: int, value: float | None):
         """One EMA step; returns (ema, count, debiased value). Gaps carry the last value."""
         if value is not None:
             ema = self.smoothing * ema + (1.0 - self.smoothing) * value

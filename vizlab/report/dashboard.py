@@ -10,13 +10,24 @@ once. The sink relies on that when it rebuilds from the run log after a reconnec
 
 from __future__ import annotations
 
-from typing import Optional
-
-from vizlab.events import (EpochEnd, Event, Histograms, Predictions, RunEnded, RunStarted,
-                           SampleSet, TrainSteps)
+from vizlab.events import (
+    EpochEnd,
+    Event,
+    Histograms,
+    Predictions,
+    RunEnded,
+    RunStarted,
+    SampleSet,
+    TrainSteps,
+)
 from vizlab.report import panes as P
-from vizlab.report.cards import (hist_pane, misclassified_pane, predictions_pane, run_card_pane,
-                                 samples_pane)
+from vizlab.report.cards import (
+    hist_pane,
+    misclassified_pane,
+    predictions_pane,
+    run_card_pane,
+    samples_pane,
+)
 from vizlab.report.curves import StepCurve
 
 # Window ids, in display order. Light windows are drawn at every flush that changed them; heavy
@@ -38,18 +49,18 @@ class Dashboard:
         self._reset()
 
     def _reset(self) -> None:
-        self.run: Optional[RunStarted] = None
-        self.first_started: Optional[str] = None
-        self.ended: Optional[RunEnded] = None
-        self.closed_status: Optional[str] = None  # from the sink's close(), when no RunEnded came
+        self.run: RunStarted | None = None
+        self.first_started: str | None = None
+        self.ended: RunEnded | None = None
+        self.closed_status: str | None = None  # from the sink's close(), when no RunEnded came
         self.curve = StepCurve()
         self.epochs: dict[int, EpochEnd] = {}
-        self.samples: Optional[SampleSet] = None
-        self.predictions: Optional[Predictions] = None
-        self.histograms: Optional[Histograms] = None
+        self.samples: SampleSet | None = None
+        self.predictions: Predictions | None = None
+        self.histograms: Histograms | None = None
 
     @classmethod
-    def from_events(cls, events) -> "Dashboard":
+    def from_events(cls, events) -> Dashboard:
         board = cls()
         for event in events:
             board.apply(event)
@@ -104,7 +115,7 @@ class Dashboard:
         """Every window that has something to show, in display order."""
         return [p for p in (self.pane(win) for win in WINDOWS) if p is not None]
 
-    def pane(self, win: str) -> Optional[P.Pane]:
+    def pane(self, win: str) -> P.Pane | None:
         """Window ``win`` as it should look now, or None when it has nothing to show."""
         packet = getattr(self, "_" + win)()
         return None if packet is None else P.Pane(win, win in HEAVY, packet)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
-
-def num(value: Optional[float], digits: int = 4) -> str:
+def num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def pct(value: Optional[float]) -> str:
+def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
 
-def pm(mean: Optional[float], spread: Optional[float]) -> str:
+def pm(mean: float | None, spread: float | None) -> str:
     """A percentage with its spread over repeats, when there is one."""
     if mean is None:
         return "-"

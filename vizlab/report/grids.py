@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 TILE_MIN = 84  # on-screen size of one image; 28-pixel digits are scaled up three times
 COLUMNS = 8
@@ -28,7 +28,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 1] + "…"
 
 
-def label_grid(images, labels: Sequence[int], preds: Optional[Sequence[int]],
+def label_grid(images, labels: Sequence[int], preds: Sequence[int] | None,
                names: Sequence[str]):
     """A grid of uint8 images (n, h, w) with a frame and caption each, as an (H, W, 3) array.
 

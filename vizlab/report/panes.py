@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 BLUE, ORANGE, GREEN, RED, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"
 
@@ -29,7 +30,7 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def finite(values: Iterable[Optional[float]]) -> list[Optional[float]]:
+def finite(values: Iterable[float | None]) -> list[float | None]:
     """NaN and infinities become None (JSON null: a gap), which plotly and JSON both accept."""
     return [float(v) if v is not None and math.isfinite(v) else None for v in values]
 
@@ -93,8 +94,8 @@ def heatmap_packet(title: str, matrix: Sequence[Sequence[int]], names: Sequence[
                        xaxis={"title": "predicted", "type": "category"})
 
 
-def html_table(rows: Sequence[Sequence[Any]], header: Optional[Sequence[str]] = None,
-               row_styles: Optional[Sequence[str]] = None) -> str:
+def html_table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None,
+               row_styles: Sequence[str] | None = None) -> str:
     """An HTML table; every cell is escaped here, so callers pass raw values."""
     cell = 'style="padding:1px 8px;text-align:left"'
     out = ['<table style="border-collapse:collapse;font-size:12px">']

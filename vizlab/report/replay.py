@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from vizlab.errors import VizlabError
 from vizlab.report.runlog import EVENTS_FILE, read_events
@@ -30,13 +30,13 @@ def read_config(run_dir: Path) -> dict:
         return {}
 
 
-def run_env(run_dir: Path, config: Optional[dict] = None) -> str:
+def run_env(run_dir: Path, config: dict | None = None) -> str:
     """The env a run draws into: its config's ``env``, else its name (as vizlab.runner does)."""
     config = read_config(run_dir) if config is None else config
     return config.get("env") or config.get("name") or run_dir.name
 
 
-def rebuild(run_dir: Path, recent=()) -> "Dashboard":
+def rebuild(run_dir: Path, recent=()) -> Dashboard:
     """The dashboard of a run's log, plus those ``recent`` events the log does not hold yet."""
     from vizlab.report.dashboard import Dashboard
 
@@ -74,8 +74,8 @@ class ReplayResult:
     windows: tuple[str, ...]
 
 
-def replay(run_dir: Path | str, url: Optional[str] = None,
-           env: Optional[str] = None) -> ReplayResult:
+def replay(run_dir: Path | str, url: str | None = None,
+           env: str | None = None) -> ReplayResult:
     """Redraw a run's whole dashboard into ``env`` (default: the run's own env) from its log.
 
     Windows are replaced, never appended to, so replaying twice gives the same dashboard.
@@ -117,7 +117,7 @@ def draw_board(board, target, env: str) -> tuple[str, ...]:
         vc.save_env(viz, env)
     except vc.VisdomUnavailable as exc:
         raise VizlabError(f"the Visdom server at {target.url} is not reachable ({exc}); "
-                          f"start one with `vizlab server start` or pass --visdom-url")
+                          f"start one with `vizlab server start` or pass --visdom-url") from None
     except vc.VisdomRejected as exc:
-        raise VizlabError(str(exc))
+        raise VizlabError(str(exc)) from None
     return tuple(p.win for p in panes)

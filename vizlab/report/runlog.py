@@ -10,8 +10,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from vizlab.events import Event, TrainSteps, event_from_dict
 

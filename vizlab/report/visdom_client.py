@@ -22,7 +22,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 from vizlab.errors import VizlabError
@@ -60,7 +60,7 @@ def parse_url(url: str) -> VisdomTarget:
     try:
         port = parsed.port
     except ValueError:
-        raise VizlabError(f"bad Visdom URL {url!r}: the port is not a number from 1 to 65535")
+        raise VizlabError(f"bad Visdom URL {url!r}: the port is not a number from 1 to 65535") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise VizlabError(f"bad Visdom URL {url!r}; expected something like http://localhost:8097")
     if port is None:
@@ -70,7 +70,7 @@ def parse_url(url: str) -> VisdomTarget:
     return VisdomTarget(parsed.scheme, host, port, parsed.path.rstrip("/"))
 
 
-def credentials() -> tuple[Optional[str], Optional[str]]:
+def credentials() -> tuple[str | None, str | None]:
     """(user, password) from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD, or (None, None)."""
     user = os.environ.get("VIZLAB_VISDOM_USER") or None
     password = os.environ.get("VIZLAB_VISDOM_PASSWORD") or None
@@ -88,8 +88,8 @@ class VisdomClient:
                  timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)):
         self.target = target
         self.timeout = timeout
-        self._conn: Optional[http.client.HTTPConnection] = None
-        self._cookie: Optional[str] = None  # the login cookie, once logged in
+        self._conn: http.client.HTTPConnection | None = None
+        self._cookie: str | None = None  # the login cookie, once logged in
 
     def post(self, endpoint: str, msg: dict[str, Any]) -> str:
         """The answer's text. Raises VisdomUnavailable or VisdomRejected."""
@@ -210,7 +210,7 @@ def save_env(viz: VisdomClient, env: str) -> None:
     viz.post("save", {"data": [env], "eid": env})
 
 
-def window_hash(viz: VisdomClient, env: str, win: str) -> Optional[str]:
+def window_hash(viz: VisdomClient, env: str, win: str) -> str | None:
     """The server's hash of a window's JSON, or None when the window (or env) is gone."""
     try:
         answer = viz.post("win_hash", {"win": win, "eid": env})
@@ -219,7 +219,7 @@ def window_hash(viz: VisdomClient, env: str, win: str) -> Optional[str]:
     return None if answer == "false" else answer
 
 
-def window_data(viz: VisdomClient, env: str, win: Optional[str] = None) -> dict:
+def window_data(viz: VisdomClient, env: str, win: str | None = None) -> dict:
     """A window's JSON (or every window of the env, by id, when ``win`` is None)."""
     return json.loads(viz.post("win_data", {"win": win, "eid": env}))
 

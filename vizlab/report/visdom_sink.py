@@ -21,8 +21,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from vizlab.events import Event
 from vizlab.report import visdom_client as vc
@@ -53,9 +53,9 @@ class VisdomSink:
     than ``flush_budget`` of the time; and at once after an epoch.
     """
 
-    def __init__(self, url: Optional[str] = None, env: str = "main",
-                 log_path: Optional[Path | str] = None, flush_interval: float = 1.0,
-                 heavy_interval: float = 3.0, flush_log: Optional[Callable[[], None]] = None,
+    def __init__(self, url: str | None = None, env: str = "main",
+                 log_path: Path | str | None = None, flush_interval: float = 1.0,
+                 heavy_interval: float = 3.0, flush_log: Callable[[], None] | None = None,
                  close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
                  flush_budget: float = FLUSH_BUDGET, board=None):
         from vizlab.config import default_visdom_url
@@ -82,7 +82,7 @@ class VisdomSink:
         self._viz = None
         self._dirty: set[str] = set()
         self._drawn: set[str] = set()
-        self._sentinel: Optional[tuple[str, Optional[str], bool]] = None  # (win, hash, fresh)
+        self._sentinel: tuple[str, str | None, bool] | None = None  # (win, hash, fresh)
         self._resync = self._epoch_flush = self._save_due = False
         self._next_flush = self._retry_at = 0.0
         self._last_heavy = float("-inf")
