@@ -9,7 +9,6 @@ Set VIZLAB_DASHBOARD_PNG=path to also write the screenshot there (docs/dashboard
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -18,7 +17,6 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import pytest
 from conftest import free_port
 
@@ -41,12 +39,12 @@ pytestmark = [
 ]
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
-ENV = "mlp-relu-demo"
+ENV = "mlp-mnist-short-run"
 
 
 @pytest.fixture
 def dashboard(tmp_path, monkeypatch):
-    """vizlab's server on a free port with one finished-run-like env; stopped afterwards."""
+    """vizlab's server on a free port holding the env of a finished short run; stopped after."""
     assets.ensure_static()
     monkeypatch.setenv("VIZLAB_STATE_DIR", str(tmp_path / "state"))
     port = free_port()
@@ -54,40 +52,17 @@ def dashboard(tmp_path, monkeypatch):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     try:
-        _draw_run(port)
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        # A real run on the MNIST that vizlab ships (unpacked into a fresh data dir).
+        run = subprocess.run(
+            [sys.executable, "-m", "vizlab", "run", "mlp", "--data-dir", str(tmp_path / "data"),
+             "--limit-train", "3000", "--epochs", "3", "--runs-dir", str(tmp_path / "runs"),
+             "--name", ENV, "--visdom-url", url, "--progress", "plain"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert run.returncode == 0, run.stderr
+        yield url
     finally:
         srv.stop()
-
-
-def _draw_run(port: int) -> None:
-    """What a short finished MLP run leaves: loss and accuracy curves, sample digits, a summary."""
-    import visdom
-
-    viz = visdom.Visdom(server="http://127.0.0.1", port=port, env=ENV,
-                        use_incoming_socket=False, raise_exceptions=True)
-    steps = np.arange(0, 600, 10)
-    rng = np.random.default_rng(0)
-    train = 2.3 * np.exp(-steps / 120) + 0.12 + 0.04 * rng.random(steps.size)
-    viz.line(X=steps, Y=train, win="loss", opts={"title": "loss", "xlabel": "step",
-                                                  "legend": ["train"]})
-    viz.line(X=[199, 399, 599], Y=[0.41, 0.22, 0.16], win="loss", name="test", update="append")
-    viz.line(X=[1, 2, 3], Y=[0.881, 0.934, 0.952], win="accuracy",
-             opts={"title": "test accuracy", "xlabel": "epoch", "markers": True})
-    viz.images(_digits(32), nrow=8, padding=2, win="samples",
-               opts={"title": "test samples", "width": 340, "height": 190})
-    viz.text("<b>mlp</b> relu · SGD lr 0.1 · 3 epochs · 95.2% test accuracy", win="summary",
-             opts={"title": "run", "width": 340, "height": 110})
-    assert viz.save([ENV])
-
-
-def _digits(n: int) -> np.ndarray:
-    """The first n MNIST test digits from the copy vizlab ships, as (n, 1, 28, 28) floats."""
-    path = Path(assets.__file__).parent / "datasets" / "t10k-images-idx3-ubyte.gz"
-    with gzip.open(path, "rb") as f:
-        f.read(16)  # IDX header: magic, count, rows, cols
-        pixels = np.frombuffer(f.read(n * 28 * 28), dtype=np.uint8)
-    return pixels.reshape(n, 1, 28, 28).astype(np.float32) / 255.0
 
 
 def _browser(tmp_path: Path):
@@ -98,7 +73,7 @@ def _browser(tmp_path: Path):
     options.binary_location = CHROMIUM
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1280,800",
+                "--disable-sync", "--window-size=1400,1100",
                 f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
@@ -138,7 +113,7 @@ def test_dashboard_renders_offline(dashboard, tmp_path):
             const plots = document.querySelectorAll('.js-plotly-plot .scatterlayer .trace');
             const imgs = [...document.querySelectorAll('img')]
                 .filter(i => i.complete && i.naturalWidth >= 8 * 28);
-            return plots.length >= 3 && imgs.length >= 1;"""))
+            return plots.length >= 6 && imgs.length >= 2;"""))
         shot = tmp_path / "dashboard.png"
         assert driver.save_screenshot(str(shot))
         if os.environ.get("VIZLAB_DASHBOARD_PNG"):
