@@ -128,3 +128,17 @@ def test_ctrl_c_checkpoints_and_exits_130(data_dir, tmp_path):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert lines[-1]["event"] == "run_ended" and lines[-1]["status"] == "interrupted"
     assert (runs / "stopme" / "checkpoint.pt").exists()
+
+
+def test_run_trains_on_shipped_mnist_in_an_empty_data_dir(capsys, tmp_path):
+    data = tmp_path / "empty-data-dir"
+    code, out, err = vizlab(capsys, "run", "mlp", "--data-dir", str(data), "--runs-dir",
+                            str(tmp_path / "runs"), "--no-visdom", "--progress", "plain",
+                            "--epochs", "1", "--limit-train", "2000", "--limit-test", "1000")
+    assert code == 0, err
+    assert "mnist, 2,000 train / 1,000 test" in out
+    assert sorted(p.name for p in (data / "MNIST" / "raw").iterdir()) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte"]
+    accuracy = float(out.split("acc")[1].split("%")[0])
+    assert accuracy > 50  # real digits, learned in 16 steps (chance: 10%)

@@ -53,9 +53,15 @@ def run_events(tmp_path_factory):
     return sink.events
 
 
-def make_sinks(tmp_path):
-    """(name, sink) for every sink vizlab has that runs without a server."""
-    sinks = [("null", NullSink()), ("runlog", RunLogSink(tmp_path))]
+def make_sinks(tmp_path, visdom_url):
+    """(name, sink) for every sink vizlab has; Visdom both with a live server and a dead one."""
+    from conftest import free_port
+    from vizlab.report.visdom_sink import VisdomSink
+
+    sinks = [("null", NullSink()), ("runlog", RunLogSink(tmp_path)),
+             ("visdom", VisdomSink(visdom_url, env=f"contract-{tmp_path.name}")),
+             ("visdom-down", VisdomSink(f"http://127.0.0.1:{free_port()}", env="contract-down",
+                                        close_timeout=1.0))]
     for mode in ("rich", "plain", "off"):
         from rich.console import Console
 
@@ -64,8 +70,8 @@ def make_sinks(tmp_path):
 
 
 @pytest.mark.parametrize("status", ["finished", "failed", "interrupted"])
-def test_every_sink_honours_the_contract(run_events, tmp_path, status):
-    for name, sink in make_sinks(tmp_path):
+def test_every_sink_honours_the_contract(run_events, tmp_path, status, visdom_server):
+    for name, sink in make_sinks(tmp_path, visdom_server.url):
         for event in run_events:
             assert sink.handle(event) is None, name
         sink.close(status)
