@@ -34,6 +34,19 @@ def wait_port(port: int, timeout: float = 30.0) -> bool:
     return False
 
 
+def vizlab(capsys, *args) -> tuple[int, str, str]:
+    """Run the CLI's entry point in-process: (exit status, stdout, stderr)."""
+    from vizlab.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @dataclass
 class VisdomServer:
     port: int

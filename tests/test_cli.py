@@ -10,24 +10,13 @@ import sys
 import time
 
 import pytest
+from conftest import vizlab
 from idxdata import write_idx_dataset
-
-from vizlab.cli import main
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return str(write_idx_dataset(tmp_path_factory.mktemp("data"), n_train=256, n_test=64))
-
-
-def vizlab(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def quick(data_dir, runs, *extra):

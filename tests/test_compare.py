@@ -7,9 +7,9 @@ import json
 
 import pytest
 import torch
+from conftest import vizlab
 from idxdata import write_idx_dataset
 
-from vizlab.cli import main
 from vizlab.compare import Comparison
 from vizlab.engine import StopFlag
 from vizlab.errors import VizlabError
@@ -19,16 +19,6 @@ from vizlab.variants import expand, parse_axes
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return str(write_idx_dataset(tmp_path_factory.mktemp("data"), n_train=192, n_test=64))
-
-
-def vizlab(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def shared(data_dir, **extra):

@@ -56,6 +56,7 @@ def run_events(tmp_path_factory):
 def make_sinks(tmp_path, visdom_url):
     """(name, sink) for every sink vizlab has; Visdom both with a live server and a dead one."""
     from conftest import free_port
+
     from vizlab.report.visdom_sink import VisdomSink
 
     sinks = [("null", NullSink()), ("runlog", RunLogSink(tmp_path)),
