@@ -13,14 +13,11 @@ Light on purpose (standard library only): ``vizlab run`` imports it for ``ensure
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.cookiejar
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -30,6 +27,16 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from vizlab.errors import VizlabError
+from vizlab.processes import (
+    alive,
+    answers,
+    check_port_free,
+    cmdline,
+    pythonpath,
+    spawn_detached,
+    terminate_if,
+    wait_gone,
+)
 from vizlab.term import warn
 
 DEFAULT_PORT = 8097
@@ -118,17 +125,17 @@ def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | No
     if info:
         return info, True
     args = _server_args(port, host, env_dir, login, assets_dir, progress)
-    pid, log_offset = _spawn(args)
+    pid, log_offset = spawn_detached(args, log_file(), state_dir())
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         info = _ready(pid)
         if info:
             return info, False
-        if not _alive(pid):
+        if not alive(pid):
             raise VizlabError(f"the server stopped at start-up: {_last_log_line(log_offset)} "
                               f"(log: {log_file()})")
         time.sleep(0.05)
-    _terminate_spawned(pid)
+    terminate_if(pid, "vizlab.server_main")
     raise VizlabError(f"the server did not answer within {START_TIMEOUT:.0f} s (log: {log_file()})")
 
 
@@ -145,7 +152,7 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
         raise VizlabError(f"vizlab's Visdom server already runs at {info.url} (pid {info.pid}); "
                           "stop it first with `vizlab server stop`")
     args = _server_args(port, host, env_dir, login, assets_dir, progress)
-    os.environ["PYTHONPATH"] = _pythonpath()
+    os.environ["PYTHONPATH"] = pythonpath()
     sys.stdout.flush()  # exec drops unflushed output
     sys.stderr.flush()
     os.execv(sys.executable, args)
@@ -159,9 +166,9 @@ def stop(timeout: float = 10.0) -> ServerInfo | None:
     try:
         os.kill(info.pid, signal.SIGTERM)
         # It saves in-memory envs before exiting, so give it time before the hard kill.
-        if not _wait_gone(info.pid, timeout):
+        if not wait_gone(info.pid, timeout):
             os.kill(info.pid, signal.SIGKILL)
-            _wait_gone(info.pid, 5.0)
+            wait_gone(info.pid, 5.0)
     except ProcessLookupError:
         pass
     except PermissionError:
@@ -216,7 +223,7 @@ def _ensure(url: str) -> str | None:
     if (parsed.scheme != "http" or parsed.hostname not in ("localhost", "127.0.0.1")
             or (parsed.port or 80) != DEFAULT_PORT or parsed.path not in ("", "/")):
         return None
-    if _answers(parsed.hostname, DEFAULT_PORT):
+    if answers(parsed.hostname, DEFAULT_PORT):
         return None
     info = running()
     if info:
@@ -229,13 +236,13 @@ def _ensure(url: str) -> str | None:
              f"the dashboard comes up when they are in place (log: {log_file()})")
     args = _server_args(DEFAULT_PORT, DEFAULT_HOST, None, client_credentials() is not None,
                         None, None, lay_assets=False)  # the server lays them: keep this fast
-    pid, log_offset = _spawn(args)
+    pid, log_offset = spawn_detached(args, log_file(), state_dir())
     deadline = time.monotonic() + ENSURE_WAIT
     while time.monotonic() < deadline:
         if _ready(pid):
             break
-        if not _alive(pid):
-            if _answers(parsed.hostname, DEFAULT_PORT):
+        if not alive(pid):
+            if answers(parsed.hostname, DEFAULT_PORT):
                 return None  # another process started one first
             warn(f"the Visdom server stopped at start-up: {_last_log_line(log_offset)} "
                  f"(log: {log_file()})")
@@ -250,7 +257,7 @@ def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=Tr
         raise VizlabError(f"--port {port}: not a TCP port")
     if login and client_credentials() is None:
         raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set in the environment")
-    _check_port_free(host, port)
+    check_port_free(host, port)
     if lay_assets:
         from vizlab import assets
 
@@ -268,121 +275,18 @@ def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=Tr
     return args
 
 
-def _check_port_free(host: str, port: int) -> None:
-    try:
-        addrs = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise VizlabError(f"--host {host}: {exc.strerror}") from None
-    for family, type_, proto, _, addr in addrs:
-        with socket.socket(family, type_, proto) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado binds
-            if family == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                s.bind(addr)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise VizlabError(f"port {port} on {host} is taken by another program; "
-                                      "choose another with --port") from None
-                if not (exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6):
-                    raise VizlabError(f"cannot listen on {host}:{port} ({exc.strerror})") \
-                        from None  # (no IPv6 here: tornado skips ::1 the same way)
-
-
-def _spawn(args: list[str]) -> tuple[int, int]:
-    """Start the server detached (own session, reparented to init so it is never left a zombie
-    of a long-lived parent such as a training run). Returns (pid, log size before)."""
-    log = log_file()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    offset = log.stat().st_size if log.exists() else 0
-    launcher = ("import subprocess, sys; "
-                "log = open(sys.argv[1], 'ab'); "
-                "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, "
-                "stderr=subprocess.STDOUT, start_new_session=True); "
-                "print(p.pid)")
-    env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
-    out = subprocess.run([sys.executable, "-c", launcher, str(log), *args],
-                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                         cwd=state_dir(), timeout=60)
-    if out.returncode != 0 or not out.stdout.strip().isdigit():
-        raise VizlabError(f"could not launch the server: {out.stderr.strip()[-300:]}")
-    return int(out.stdout.strip()), offset
-
-
-def _terminate_spawned(pid: int) -> None:
-    """End a server this call spawned that never came up (it has no pid file to stop it by)."""
-    if "vizlab.server_main" in _cmdline(pid):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-
-
-def _pythonpath() -> str:
-    """vizlab importable in the server process even when run from a clone that is not installed."""
-    root = str(Path(__file__).resolve().parent.parent)
-    rest = os.environ.get("PYTHONPATH")
-    return root + (os.pathsep + rest if rest else "")
-
-
 def _ready(pid: int) -> ServerInfo | None:
     info = running()
-    if info and info.pid == pid and _answers(info.host, info.port):
+    if info and info.pid == pid and answers(info.host, info.port):
         return info
     return None
 
 
-def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    host = "localhost" if host in ("", "0.0.0.0", "::") else host
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def _is_our_server(pid: int, path: Path) -> bool:
-    if not _alive(pid):
+    if not alive(pid):
         return False
-    cmd = _cmdline(pid)
+    cmd = cmdline(pid)
     return "vizlab.server_main" in cmd and str(path.resolve()) in cmd
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, another user's: _cmdline decides whether it is ours
-    try:  # an exited process its parent has not reaped yet (a zombie) is gone for us
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    except (OSError, ValueError, IndexError):
-        return True
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except OSError:
-        pass
-    try:  # no /proc (macOS)
-        return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
-                              text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
 
 
 def _last_log_line(offset: int) -> str:
