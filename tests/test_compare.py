@@ -74,6 +74,8 @@ def test_summary_files_and_ranking(capsys, data_dir, tmp_path):
     ranks = [v["final_acc"] for v in summary["variants"]]
     assert ranks == sorted(ranks, reverse=True)
     assert "#1 " in out and "#2 " in out
+    code, out, err = vizlab(capsys, "runs", "--runs-dir", str(tmp_path))
+    assert code == 0 and "compare: 4 x mlp" in out and "finished" in out, out + err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from vizlab.compare import COMPARISON_JSON
 from vizlab.config import default_visdom_url
 from vizlab.errors import VizlabError
 from vizlab.term import console, warn
@@ -75,12 +76,32 @@ def summarize(run_dir: Path) -> RunSummary:
                       f"{done}/{planned}" if planned else str(done), when)
 
 
+def summarize_comparison(comparison_dir: Path) -> RunSummary:
+    """One line for a `vizlab compare` dir, from its variants' runs."""
+    try:
+        data = json.loads((comparison_dir / COMPARISON_JSON).read_text())
+        members = [comparison_dir / m["run_dir"] for m in data.get("members", [])]
+    except (OSError, ValueError, TypeError, KeyError):
+        members = []
+    parts = [summarize(p) for p in members if p.is_dir()]
+    statuses = {s.status for s in parts}
+    status = next((s for s in ("failed", "interrupted", "unfinished", "empty") if s in statuses),
+                  "finished" if parts else "empty")
+    accs = [s.best_acc for s in parts if s.best_acc is not None]
+    models = sorted({s.model for s in parts})
+    return RunSummary(comparison_dir.name, f"compare: {len(parts)} x {','.join(models)}",
+                      parts[0].dataset if parts else "?", status, max(accs) if accs else None,
+                      parts[0].epochs if parts else "0",
+                      min((s.started for s in parts if s.started), default=None))
+
+
 def find_runs(runs_dir: Path) -> list[Path]:
-    """Subdirectories that look like runs (a config.json or an events.jsonl)."""
+    """Subdirectories that look like runs (a config.json or an events.jsonl) or comparisons."""
     if not runs_dir.is_dir():
         return []
     return [p for p in runs_dir.iterdir()
-            if p.is_dir() and ((p / "config.json").is_file() or (p / "events.jsonl").is_file())]
+            if p.is_dir() and any((p / f).is_file()
+                                  for f in ("config.json", "events.jsonl", COMPARISON_JSON))]
 
 
 @click.group(invoke_without_command=True)
@@ -96,7 +117,8 @@ def runs(ctx, runs_dir):
     from rich.text import Text
 
     root = runs_dir or Path("runs")
-    found = sorted((summarize(p) for p in find_runs(root)),
+    found = sorted((summarize_comparison(p) if (p / COMPARISON_JSON).is_file() else summarize(p)
+                    for p in find_runs(root)),
                    key=lambda s: (s.started.timestamp() if s.started else 0.0, s.name),
                    reverse=True)
     if not found:
