@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from vizlab.errors import VizlabError
@@ -139,11 +138,6 @@ def build_config(model: str, **options: Any) -> RunConfig:
     values.update({k: v for k, v in options.items() if v is not None})
     if isinstance(values.get("hidden"), str):
         values["hidden"] = parse_hidden(values["hidden"])
-    values.setdefault("data_dir", default_data_dir())
-    if not values["data_dir"]:
-        values["data_dir"] = default_data_dir()
+    values["data_dir"] = values.get("data_dir") or default_data_dir()
     return validate(RunConfig(model=model, **values))
 
-
-def resolve_run_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.runs_dir) / cfg.name if cfg.name else Path(cfg.runs_dir)
