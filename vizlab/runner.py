@@ -124,9 +124,9 @@ def build_sinks(cfg: RunConfig, run_dir: Path, run_name: str):
     return sinks
 
 
-def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
-    from vizlab.report.runlog import EVENTS_FILE
-    from vizlab.report.visdom_sink import VisdomSink
+def open_dashboard(cfg: RunConfig, env: str) -> str:
+    """The Visdom URL to draw into: start a local server for the default URL when none answers
+    (never for one the user chose), and say where the dashboard is."""
     from vizlab.term import console
 
     url = cfg.visdom_url
@@ -137,8 +137,16 @@ def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
         if started:
             console().print(f"started a local Visdom server at {started} "
                             "(stop it with `vizlab server stop`)", markup=False)
-    env = cfg.env or run_name
     console().print(f"dashboard: {url.rstrip('/')}/env/{env}", markup=False)
+    return url
+
+
+def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
+    from vizlab.report.runlog import EVENTS_FILE
+    from vizlab.report.visdom_sink import VisdomSink
+
+    env = cfg.env or run_name
+    url = open_dashboard(cfg, env)
     return VisdomSink(url, env, log_path=run_dir / EVENTS_FILE, flush_log=flush_log)
 
 

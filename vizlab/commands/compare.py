@@ -76,13 +76,7 @@ def compare(models, repeats, sequential, max_variants, **options):
 
 def _dashboard(cfg, comparison, variants):
     from vizlab.report.compare_board import CompareBoard
+    from vizlab.runner import open_dashboard
 
-    url = cfg.visdom_url
-    if not cfg.visdom_url_given and cfg.server:
-        from vizlab.server import ensure_server
-
-        started = ensure_server(url)
-        if started:
-            click.echo(f"started a local Visdom server at {started}")
-    click.echo(f"dashboard: {url.rstrip('/')}/env/{comparison.env}")
+    url = open_dashboard(cfg, comparison.env)
     return CompareBoard(url, comparison.env, variants, comparison.dir)
