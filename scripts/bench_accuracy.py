@@ -25,7 +25,7 @@ def main() -> int:
 
     from vizlab.config import build_config
     from vizlab.report.runlog import read_events
-    from vizlab.runner import train
+    from vizlab.run.training import train
 
     rows, ok = [], True
     with tempfile.TemporaryDirectory() as runs:

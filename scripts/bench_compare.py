@@ -20,9 +20,9 @@ ACTIVATIONS = "relu,leaky_relu,selu,tanh"
 
 
 def lockstep(data_dir: str, runs: Path, threads) -> float:
-    from vizlab.compare import Comparison
-    from vizlab.engine import StopFlag
-    from vizlab.variants import expand, parse_axes
+    from vizlab.compare.comparison import Comparison
+    from vizlab.compare.variants import expand, parse_axes
+    from vizlab.run.engine import StopFlag
 
     axes, shared = parse_axes({"model": "mlp", "activation": ACTIVATIONS, "data_dir": data_dir,
                                "epochs": 1, "visdom": False, "progress": "off",
@@ -36,7 +36,7 @@ def lockstep(data_dir: str, runs: Path, threads) -> float:
 
 def separate(data_dir: str, runs: Path, threads) -> float:
     from vizlab.config import build_config
-    from vizlab.runner import train
+    from vizlab.run.training import train
 
     start = time.perf_counter()
     for act in ACTIVATIONS.split(","):

@@ -62,7 +62,7 @@ def server_cpu(pid: int) -> float:
 def train_once(mode: str, url: str, args, runs_dir: Path, sinks: list):
     """One `mlp` run; (engine training seconds, total seconds, run name)."""
     from vizlab.config import build_config
-    from vizlab.runner import train
+    from vizlab.run.training import train
 
     name = f"bench-{mode}-{len(list(runs_dir.iterdir()))}"
     options = dict(epochs=args.epochs, progress="off", runs_dir=str(runs_dir), name=name,
@@ -81,7 +81,7 @@ def train_once(mode: str, url: str, args, runs_dir: Path, sinks: list):
 
 def capture_sinks():
     """Keep each VisdomSink the runner makes, to read its counters afterwards."""
-    import vizlab.runner as runner
+    import vizlab.run.training as runner
 
     made, original = [], runner.make_visdom_sink
 
@@ -115,7 +115,7 @@ def handle_cost(url: str) -> float:
 def window_costs(url: str) -> list[tuple[int, float, float]]:
     """(points per trace, replace seconds, append-50-points seconds) for a 2-trace line window."""
     from vizlab.report import visdom_client as vc
-    from vizlab.report.panes import plot_packet, trace
+    from vizlab.report.window_packets import plot_packet, trace
 
     viz = vc.connect(url, "bench-costs")
     rows = []

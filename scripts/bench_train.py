@@ -59,9 +59,9 @@ def seed_config(data_dir: str):
 
 
 def engine_epoch(cfg, splits) -> float:
-    from vizlab.engine import Engine
     from vizlab.models import build_model
     from vizlab.report import NullSink
+    from vizlab.run.engine import Engine
 
     torch.manual_seed(0)
     engine = Engine(cfg, build_model("mlp"), splits, torch.device("cpu"), NullSink())
@@ -110,7 +110,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from vizlab.data import load_splits
+    from vizlab.data.loading import load_splits
 
     cfg = seed_config(args.data_dir)
     splits = load_splits("mnist", args.data_dir)

@@ -68,7 +68,7 @@ def start_visdom(env_dir: Path, port: int | None = None) -> VisdomServer:
     """vizlab's own server process (debug off, loopback only, envs saved under env_dir)."""
     port = port or free_port()
     log = open(env_dir / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "vizlab.server_main", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "vizlab.server.main", "--port", str(port),
                              "--env-dir", str(env_dir), "--state-dir", str(env_dir)],
                             stdout=log, stderr=subprocess.STDOUT)
     server = VisdomServer(port, env_dir, proc)

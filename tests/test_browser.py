@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 import pytest
 from conftest import free_port
 
-from vizlab import assets
-from vizlab import server as srv
+from vizlab.server import assets
+from vizlab.server import lifecycle as srv
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -10,10 +10,10 @@ import torch
 from conftest import vizlab
 from idxdata import write_idx_dataset
 
-from vizlab.compare import Comparison
-from vizlab.engine import StopFlag
+from vizlab.compare.comparison import Comparison
+from vizlab.compare.variants import expand, parse_axes
 from vizlab.errors import VizlabError
-from vizlab.variants import expand, parse_axes
+from vizlab.run.engine import StopFlag
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""vizlab.data / vizlab.idx / vizlab.catalog on small IDX files the tests write, read through
+"""vizlab.data (loading, idx, known_datasets) on small IDX files the tests write, read through
 torchvision's real MNIST and FashionMNIST classes; `vizlab data` through Click's CliRunner."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from idxdata import LABEL_MAGIC, idx_bytes, raw_dir, write_idx_dataset, write_images, write_labels
 from torchvision import datasets
 
-from vizlab import catalog
 from vizlab.cli import cli
-from vizlab.data import MNIST_MEAN, MNIST_STD, load_splits
+from vizlab.data import known_datasets
+from vizlab.data.loading import MNIST_MEAN, MNIST_STD, load_splits
 from vizlab.errors import VizlabError
 
 
@@ -49,7 +49,7 @@ def test_mnist_splits_are_normalized_tensors(mnist_dir):
     assert torch.equal(s.test_y, read_idx(raw / "t10k-labels-idx1-ubyte").long())
     assert s.test_raw.dtype == torch.uint8 and torch.equal(s.test_raw, test_images)
     # All four files were already there: nothing was unpacked or downloaded beside them.
-    assert sorted(p.name for p in raw.iterdir()) == sorted(catalog.FILES)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(known_datasets.FILES)
 
 
 def test_fashion_mnist_through_torchvision_with_its_class_names(tmp_path):
@@ -66,10 +66,10 @@ def test_fashion_mnist_through_torchvision_with_its_class_names(tmp_path):
 
 
 def test_catalog_agrees_with_torchvision():
-    fashion = catalog.DATASETS["fashion-mnist"]
+    fashion = known_datasets.DATASETS["fashion-mnist"]
     for url, digest in datasets.FashionMNIST.resources:
         assert fashion.gz_md5[url.rsplit("/", 1)[-1][:-3]] == digest
-    assert [name[:-3] for name, _ in datasets.MNIST.resources] == list(catalog.FILES)
+    assert [name[:-3] for name, _ in datasets.MNIST.resources] == list(known_datasets.FILES)
     assert fashion.folder == datasets.FashionMNIST.__name__
 
 
@@ -181,7 +181,7 @@ def test_file_of_official_size_must_match_official_md5(tmp_path):
     """10,000 test samples give the official t10k file sizes: structure alone is not enough."""
     root = write_idx_dataset(tmp_path, "mnist", n_train=64, n_test=10000)
     path = raw_dir(root) / "t10k-images-idx3-ubyte"
-    assert path.stat().st_size == catalog.OFFICIAL_SIZES[path.name]
+    assert path.stat().st_size == known_datasets.OFFICIAL_SIZES[path.name]
     with pytest.raises(VizlabError, match=r"t10k-images-idx3-ubyte: MD5 [0-9a-f]{32} does not "
                                           r"match the official MNIST file \(corrupt\); delete it"):
         load_splits("mnist", str(root))
@@ -190,12 +190,12 @@ def test_file_of_official_size_must_match_official_md5(tmp_path):
 def test_fashion_official_size_checked_against_its_gz(tmp_path):
     root = write_idx_dataset(tmp_path, "fashion-mnist", n_train=64, n_test=10000)
     folder = raw_dir(root, "fashion-mnist")
-    spec = catalog.DATASETS["fashion-mnist"]
+    spec = known_datasets.DATASETS["fashion-mnist"]
     path = folder / "t10k-labels-idx1-ubyte"
     # No .gz beside it (the user brought the file): structure is all that can be checked.
-    assert catalog.check_file(spec, path).state == "valid"
+    assert known_datasets.check_file(spec, path).state == "valid"
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(path.read_bytes()))
-    check = catalog.check_file(spec, path)
+    check = known_datasets.check_file(spec, path)
     assert check.state == "bad" and "t10k-labels-idx1-ubyte.gz: MD5 does not match" in check.note
     with pytest.raises(VizlabError, match="does not match the official Fashion-MNIST file"):
         load_splits("fashion-mnist", str(root))
@@ -221,7 +221,7 @@ def test_fashion_mnist_offline_is_one_line_naming_files_and_flag(tmp_path, capsy
         load_splits("fashion-mnist", str(tmp_path))
     text = str(info.value)
     assert "\n" not in text and "--data-dir" in text and str(tmp_path / "FashionMNIST" / "raw") in text
-    for name in catalog.FILES:
+    for name in known_datasets.FILES:
         assert name in text
     assert "downloading it" in capsys.readouterr().err  # said on stderr before trying
 

@@ -21,9 +21,9 @@ from idxdata import write_idx_dataset
 
 from vizlab.cli import main
 from vizlab.config import build_config
-from vizlab.distributed import Group, write_error_file
+from vizlab.distributed.group import Group, write_error_file
 from vizlab.report.runlog import read_events
-from vizlab.runner import train
+from vizlab.run.training import train
 
 # 300 training samples after the validation split, batches of 41: every global batch splits
 # unevenly over two ranks (21 + 20, the last one 7 + 6), and so do the 101 test samples.
@@ -264,7 +264,7 @@ def test_environment_of_a_rank():
 def test_root_cause_is_the_failed_rank_not_the_ones_that_lost_it(tmp_path, monkeypatch):
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-    from vizlab.launcher import explain_failures
+    from vizlab.distributed.launcher import explain_failures
 
     def failure(rank, code, message, secondary, tb=""):
         path = tmp_path / f"error-{rank}.json"

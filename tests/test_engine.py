@@ -9,13 +9,13 @@ import torch
 from idxdata import write_idx_dataset
 
 from vizlab.config import build_config
-from vizlab.data import load_splits
-from vizlab.engine import Engine, StopFlag, epoch_permutation
+from vizlab.data.loading import load_splits
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.models import build_model
 from vizlab.report import Reporter
 from vizlab.report.runlog import read_events
-from vizlab.runner import train
+from vizlab.run.engine import Engine, StopFlag, epoch_permutation
+from vizlab.run.training import train
 
 
 class Collect:

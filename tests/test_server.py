@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from vizlab import assets
-from vizlab import server as srv
 from vizlab.errors import VizlabError
+from vizlab.server import assets
+from vizlab.server import lifecycle as srv
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +224,7 @@ def test_client_with_credentials_works_without_login(state):
 
 def test_debug_mode_is_off(tmp_path, front_end):
     """visdom's Application forces tornado's debug mode on; vizlab's app must not have it."""
-    from vizlab.server_main import build_app
+    from vizlab.server.main import build_app
 
     app = build_app(free_port(), tmp_path / "envs", front_end)
     for key in ("debug", "autoreload", "serve_traceback"):

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from vizlab.cli import cli
-from vizlab.data import load_splits
+from vizlab.data.bundled_mnist import MNIST_FILES
+from vizlab.data.loading import load_splits
 from vizlab.errors import VizlabError
-from vizlab.shipped import MNIST_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,6 +137,6 @@ def test_wheel_contains_the_mnist_files(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         for name in MNIST_FILES:
-            member = f"vizlab/datasets/{name}.gz"
+            member = f"vizlab/data/mnist/{name}.gz"
             assert member in names
             assert zf.read(member) == (REPO / member).read_bytes()

@@ -11,13 +11,13 @@ import torch
 from idxdata import write_idx_dataset
 
 from vizlab.config import build_config
-from vizlab.data import load_splits
-from vizlab.engine import Engine
+from vizlab.data.loading import load_splits
 from vizlab.events import RunStarted, event_from_dict
 from vizlab.models import build_model
 from vizlab.report import NullSink, Reporter
 from vizlab.report.console import ConsoleSink
 from vizlab.report.runlog import RunLogSink, read_events
+from vizlab.run.engine import Engine
 
 
 class Collect:

@@ -30,11 +30,11 @@ def compare(models, repeats, sequential, max_variants, **options):
       vizlab compare mlp,cnn --epochs 3 --repeats 3
     """
     from vizlab.commands.run import edge_options
-    from vizlab.compare import Comparison
-    from vizlab.engine import StopFlag
+    from vizlab.compare.comparison import Comparison
+    from vizlab.compare.variants import expand, parse_axes
     from vizlab.report.compare_console import CompareConsole
-    from vizlab.runner import sigint_requests_stop
-    from vizlab.variants import expand, parse_axes
+    from vizlab.run.engine import StopFlag
+    from vizlab.run.training import sigint_requests_stop
 
     fields = edge_options(options, set(options))
     axes, shared = parse_axes({**fields, "model": models})
@@ -76,7 +76,7 @@ def compare(models, repeats, sequential, max_variants, **options):
 
 def _dashboard(cfg, comparison, variants):
     from vizlab.report.compare_board import CompareBoard
-    from vizlab.runner import open_dashboard
+    from vizlab.run.training import open_dashboard
 
     url = open_dashboard(cfg, comparison.env)
     return CompareBoard(url, comparison.env, variants, comparison.dir)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vizlab import catalog, shipped
 from vizlab.config import default_data_dir
+from vizlab.data import bundled_mnist, known_datasets
 from vizlab.errors import VizlabError
 from vizlab.term import console
 
@@ -28,9 +28,9 @@ def data(ctx, data_dir):
         return
     root = data_dir or default_data_dir()
     _line(f"data dir: {root}")
-    for spec in catalog.DATASETS.values():
-        folder = catalog.raw_dir(spec, root)
-        status = catalog.summary(catalog.check_dataset(spec, root))
+    for spec in known_datasets.DATASETS.values():
+        folder = known_datasets.raw_dir(spec, root)
+        status = known_datasets.summary(known_datasets.check_dataset(spec, root))
         _line("")
         _line(f"{spec.name}  ({spec.title}, {len(spec.classes)} classes)", style="bold")
         _line(f"  location  {folder}")
@@ -39,7 +39,7 @@ def data(ctx, data_dir):
 
 
 @data.command()
-@click.option("--dataset", type=click.Choice(tuple(catalog.DATASETS)), default=None,
+@click.option("--dataset", type=click.Choice(tuple(known_datasets.DATASETS)), default=None,
               help="Check only this dataset (default: all).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
 @click.pass_context
@@ -47,11 +47,11 @@ def verify(ctx, dataset, data_dir):
     """Check every file: IDX structure, and the official MD5 where the file has the official
     size. Names each wrong file; exit status 2 if any is wrong."""
     root = data_dir or ctx.obj or default_data_dir()
-    specs = [catalog.DATASETS[dataset]] if dataset else list(catalog.DATASETS.values())
+    specs = [known_datasets.DATASETS[dataset]] if dataset else list(known_datasets.DATASETS.values())
     wrong = []
     for spec in specs:
-        _line(f"{spec.name}  {catalog.raw_dir(spec, root)}", style="bold")
-        for check in catalog.check_dataset(spec, root):
+        _line(f"{spec.name}  {known_datasets.raw_dir(spec, root)}", style="bold")
+        for check in known_datasets.check_dataset(spec, root):
             note = check.note if check.state == "bad" else f"{check.path.name}: {check.note}"
             _line(f"  {MARKS[check.state]:<8}{note}", style="red" if check.state == "bad" else None)
             if check.state == "bad":
@@ -67,9 +67,9 @@ def verify(ctx, dataset, data_dir):
 def _verify_shipped() -> list[str]:
     """Check vizlab's own packaged copy of MNIST (what first use unpacks)."""
     problems = []
-    for name, (_, official) in shipped.MNIST_FILES.items():
+    for name, (_, official) in bundled_mnist.MNIST_FILES.items():
         try:
-            digest = shipped.shipped_md5(name)
+            digest = bundled_mnist.shipped_md5(name)
         except VizlabError as exc:
             problems.append(str(exc))
             _line(f"  WRONG   {exc}", style="red")

@@ -16,7 +16,7 @@ from vizlab.models import ACTIVATIONS
 def _options(lists: bool):
     """With ``lists``, the options that may be comparison axes take comma-separated text."""
     o = click.option
-    num, whole = (str, str) if lists else (float, int)  # text: vizlab.variants reads it
+    num, whole = (str, str) if lists else (float, int)  # text: vizlab.compare.variants reads it
     return [
         o("--dataset", help=f"{' | '.join(DATASETS)} (default mnist)"),
         o("--data-dir", help="Where datasets live (default ~/.cache/vizlab/data, env VIZLAB_DATA_DIR)."),

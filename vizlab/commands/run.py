@@ -33,11 +33,11 @@ def run(ctx, model, resume, nproc, **options):
       vizlab run --resume runs/mlp-mnist-20261123-101500 --epochs 20
       vizlab run cnn --nproc 2          (torchrun ... -m vizlab run cnn works too)
     """
-    from vizlab.distributed import Group, worker
-    from vizlab.runner import train
+    from vizlab.distributed.group import Group, worker
+    from vizlab.run.training import train
 
     if nproc is not None:
-        from vizlab.launcher import check_nproc
+        from vizlab.distributed.launcher import check_nproc
 
         check_nproc(nproc)
     group = Group.from_env()  # set when torchrun (or --nproc) started this process as one rank
@@ -58,7 +58,7 @@ def make_config(ctx, model, resume, options, group=None):
     """The run's RunConfig; a resumed run's comes from rank 0's run dir."""
     from vizlab.config import build_config
     from vizlab.errors import VizlabError
-    from vizlab.runner import load_resume_config
+    from vizlab.run.training import load_resume_config
 
     given = {name for name in options
              if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
@@ -75,7 +75,7 @@ def make_config(ctx, model, resume, options, group=None):
 
 def finish(ended, run_dir, group=None):
     """Exit as the run ended (every rank alike; rank 0 alone says so)."""
-    from vizlab.distributed import SharedError, launched_by_vizlab
+    from vizlab.distributed.group import SharedError, launched_by_vizlab
     from vizlab.errors import VizlabError
 
     if group is not None:
@@ -92,9 +92,9 @@ def finish(ended, run_dir, group=None):
 
 def launch(ctx, cfg, nproc):
     """Check the input here, then train in nproc processes; exit as the worst of them did."""
+    from vizlab.distributed.launcher import launch as start_ranks
+    from vizlab.distributed.launcher import precheck, worker_argv
     from vizlab.errors import VizlabError
-    from vizlab.launcher import launch as start_ranks
-    from vizlab.launcher import precheck, worker_argv
 
     precheck(cfg, nproc)
     outcome = start_ranks(worker_argv(ctx), nproc)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from vizlab.compare import COMPARISON_JSON
+from vizlab.compare.comparison import COMPARISON_JSON
 from vizlab.config import default_visdom_url
 from vizlab.errors import VizlabError
 from vizlab.term import console, warn

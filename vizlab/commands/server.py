@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vizlab import server as srv
+from vizlab.server import lifecycle as srv
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 _EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -104,7 +104,7 @@ def assets(assets_dir, export_dir):
     They come from the npm registry (through npm where installed) or from --assets-dir, and
     every file is checked against its pinned SHA-256.
     """
-    from vizlab import assets as front
+    from vizlab.server import assets as front
     from vizlab.term import console
 
     progress = _progress()

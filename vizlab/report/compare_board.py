@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
-from vizlab.report import panes as P
+from vizlab.report import window_packets as P
 from vizlab.report.curves import StepCurve
 from vizlab.report.fmt import num, pm
 
@@ -201,7 +201,7 @@ def replay_comparison(comparison_dir, url=None, env=None):
     """Redraw a comparison's dashboard from its variants' run logs and comparison.json."""
     import json
 
-    from vizlab.compare import COMPARISON_JSON
+    from vizlab.compare.comparison import COMPARISON_JSON
     from vizlab.config import default_visdom_url
     from vizlab.errors import VizlabError
     from vizlab.report import visdom_client as vc

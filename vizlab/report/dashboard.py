@@ -20,15 +20,15 @@ from vizlab.events import (
     SampleSet,
     TrainSteps,
 )
-from vizlab.report import panes as P
-from vizlab.report.cards import (
+from vizlab.report import window_packets as P
+from vizlab.report.curves import StepCurve
+from vizlab.report.detail_windows import (
     hist_pane,
     misclassified_pane,
     predictions_pane,
     run_card_pane,
     samples_pane,
 )
-from vizlab.report.curves import StepCurve
 
 # Window ids, in display order. Light windows are drawn at every flush that changed them; heavy
 # ones (images, tables, heatmaps; the learning rate, which changes slowly) every few seconds.

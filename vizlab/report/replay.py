@@ -31,7 +31,7 @@ def read_config(run_dir: Path) -> dict:
 
 
 def run_env(run_dir: Path, config: dict | None = None) -> str:
-    """The env a run draws into: its config's ``env``, else its name (as vizlab.runner does)."""
+    """The env a run draws into: its config's ``env``, else its name (as vizlab.run.training does)."""
     config = read_config(run_dir) if config is None else config
     return config.get("env") or config.get("name") or run_dir.name
 

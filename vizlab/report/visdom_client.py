@@ -1,6 +1,6 @@
 """A small, quiet, bounded client for the Visdom server's HTTP API.
 
-vizlab builds every window's JSON itself (vizlab.report.panes), so all it needs from a client is
+vizlab builds every window's JSON itself (vizlab.report.window_packets), so all it needs from a client is
 to POST JSON to a handful of endpoints. It does that with the standard library's http.client
 instead of ``visdom.Visdom``, whose constructor waits ~6 s for a websocket it cannot open, whose
 posts have no timeout, which prints a traceback on every failed call, logs through the root
@@ -197,7 +197,7 @@ def send(viz: VisdomClient, msg: dict[str, Any], endpoint: str = "events") -> st
 
 
 def draw(viz: VisdomClient, env: str, win: str, packet: dict[str, Any]) -> None:
-    """Create or replace window ``win`` with a packet built in vizlab.report.panes."""
+    """Create or replace window ``win`` with a packet built in vizlab.report.window_packets."""
     viz.post("events", {**packet, "win": win, "eid": env})
 
 

@@ -1,6 +1,6 @@
 """Process and port helpers for vizlab's background server (standard library only).
 
-Kept apart from vizlab.server so that module reads as the server's life cycle, and these as the
+Kept apart from vizlab.server.lifecycle so that module reads as the server's life cycle, and these as the
 operating-system details it needs: ports, detached children, /proc.
 """
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from vizlab.asset_manifest import ASSETS, Asset
 from vizlab.errors import VizlabError
+from vizlab.server.asset_manifest import ASSETS, Asset
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 

@@ -17,8 +17,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from vizlab.engine import READBACK_SECONDS, READBACK_STEPS
-from vizlab.evaluate import Evaluation, forward_split, summarize
+from vizlab.run.engine import READBACK_SECONDS, READBACK_STEPS
+from vizlab.run.evaluate import Evaluation, forward_split, summarize
 
 FIRST_SYNC_STEPS = 8  # steps before the first agreed read-back; then about READBACK_SECONDS
 

@@ -1,7 +1,7 @@
 """`vizlab run --nproc N`: check the input once, start N ranks through PyTorch's elastic launcher
 (``torch.distributed.run``, what ``torchrun`` runs), and sum up how they ended in one line.
 
-Each rank runs ``python -m vizlab run ...`` (vizlab.distributed does the rest). A failed rank
+Each rank runs ``python -m vizlab run ...`` (vizlab.distributed.group does the rest). A failed rank
 leaves its cause in torchelastic's per-rank error file; ``explain_failures`` picks the root cause
 (not the ranks that merely lost contact with it) and names its rank. Ctrl-C reaches the ranks as
 SIGINT from the elastic agent: they stop together at their next agreed step, rank 0 writes the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vizlab.config import RunConfig
-from vizlab.distributed import LAUNCHED_ENV, rank_device
+from vizlab.distributed.group import LAUNCHED_ENV, rank_device
 from vizlab.errors import VizlabError
 
 INTERRUPTED = 130
@@ -35,10 +35,10 @@ class Outcome:
 
 def precheck(cfg: RunConfig, nproc: int) -> None:
     """Raise the VizlabError every rank would raise, before any process starts."""
-    from vizlab.checkpoint import Checkpointer
-    from vizlab.data import prepare
+    from vizlab.data.loading import prepare
     from vizlab.models import build_model
-    from vizlab.runner import check_resume_epochs, run_dir_exists_error
+    from vizlab.run.checkpoint import Checkpointer
+    from vizlab.run.training import check_resume_epochs, run_dir_exists_error
 
     rank_device(cfg.device, nproc - 1)  # the node's last process needs its own GPU too
     prepare(cfg.dataset, cfg.data_dir)

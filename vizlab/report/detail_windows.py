@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from vizlab.events import Histograms, Predictions, SampleSet
-from vizlab.report import panes as P
+from vizlab.report import window_packets as P
 
 if TYPE_CHECKING:
     from vizlab.report.dashboard import Dashboard

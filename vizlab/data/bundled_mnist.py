@@ -1,6 +1,6 @@
 """The copy of MNIST that ships inside vizlab, so `vizlab run mlp` works with no internet.
 
-The four official files live gzip-compressed in vizlab/datasets/ (package data, about 11 MB).
+The four official files live gzip-compressed in vizlab/data/mnist/ (package data, about 11 MB).
 On first use they are unpacked into `<data_dir>/MNIST/raw/`, torchvision's layout, so loading
 still goes through torchvision's MNIST class and its download is never called. Each file is
 written to a temporary name, checked against the official MD5 and only then renamed into place:
@@ -31,7 +31,7 @@ MNIST_FILES = {
 
 def shipped_file(name: str):
     """The packaged `<name>.gz` (an importlib.resources Traversable)."""
-    return resources.files("vizlab").joinpath("datasets", f"{name}.gz")
+    return resources.files("vizlab.data").joinpath("mnist", f"{name}.gz")
 
 
 def _chunks(name: str):

@@ -1,7 +1,7 @@
 """Whole-split evaluation: loss, accuracy, confusion matrix and per-sample predictions.
 
 Everything stays on the device until one read-back at the end. ``forward_split`` and ``summarize``
-are the two halves of ``evaluate``, so a sharded evaluation (vizlab.distributed) can reduce the
+are the two halves of ``evaluate``, so a sharded evaluation (vizlab.distributed.group) can reduce the
 device totals across processes in between and report exactly what one process would.
 """
 

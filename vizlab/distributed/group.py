@@ -1,14 +1,14 @@
 """One rank of a training run in several processes: torch.distributed and DistributedDataParallel.
 
-``vizlab run MODEL --nproc N`` (vizlab.launcher) starts N copies of ``python -m vizlab run MODEL
+``vizlab run MODEL --nproc N`` (vizlab.distributed.launcher) starts N copies of ``python -m vizlab run MODEL
 ...`` through PyTorch's elastic launcher; ``torchrun [--nnodes ... --rdzv-endpoint ...] -m vizlab
 run MODEL ...`` starts the same processes itself. Each finds its place in torchrun's environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): ``Group.from_env()``.
 
 - Backend: gloo for CPU tensors, NCCL for CUDA tensors (``cpu:gloo,cuda:nccl`` where CUDA is
   present); process k of a node trains on ``cuda:LOCAL_RANK``.
-- ``--batch-size`` stays the global batch; vizlab.shard splits each one over the ranks so that a
-  step's gradient and the test metrics are what one process computes.
+- ``--batch-size`` stays the global batch; vizlab.distributed.data_parallel splits each one over
+  the ranks so that a step's gradient and the test metrics are what one process computes.
 - Rank 0 alone writes the run dir and reports; an input error on any rank is raised on every rank.
 - Every collective times out (``VIZLAB_DIST_TIMEOUT`` seconds, default 300): no rank waits forever.
 - Under ``--nproc`` the ranks write their failure into torchelastic's per-rank error file and print
@@ -162,8 +162,8 @@ class Group:
         dist.all_reduce(torch.zeros(1))  # CPU tensor: gloo, whatever the training backend
 
     def shard(self, model, device):
-        """This rank's part of the training (vizlab.shard.Shard: DDP around ``model``)."""
-        from vizlab.shard import Shard
+        """This rank's part of the training (vizlab.distributed.data_parallel.Shard: DDP around ``model``)."""
+        from vizlab.distributed.data_parallel import Shard
 
         return Shard(self.rank, self.world_size, model, device)
 

@@ -1,7 +1,7 @@
 """The datasets vizlab knows, where their files live, and whether those files can be trusted.
 
 Torch-free: `vizlab data` lists and verifies without paying for the torch import. Every file
-gets the structural IDX checks (vizlab.idx); a file of the official size is also compared with
+gets the structural IDX checks (vizlab.data.idx); a file of the official size is also compared with
 the official MD5, so a flipped byte in real MNIST is caught, while a user's own (or a test's
 small) IDX files are accepted on structure alone.
 """
@@ -13,9 +13,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vizlab import idx
+from vizlab.data import idx
+from vizlab.data.bundled_mnist import MNIST_FILES
 from vizlab.errors import VizlabError
-from vizlab.shipped import MNIST_FILES
 
 FILES = tuple(MNIST_FILES)  # train images, train labels, test images, test labels
 SPLIT_FILES = {"train": FILES[:2], "test": FILES[2:]}

@@ -12,11 +12,11 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
-from vizlab.checkpoint import Checkpointer
 from vizlab.config import RunConfig
 from vizlab.errors import VizlabError
 from vizlab.events import RunEnded
-from vizlab.runinfo import CONFIG_FILE, run_started_event, write_json_atomic
+from vizlab.run.checkpoint import Checkpointer
+from vizlab.run.rundir import CONFIG_FILE, run_started_event, write_json_atomic
 
 
 def resolve_device(name: str):
@@ -131,7 +131,7 @@ def open_dashboard(cfg: RunConfig, env: str) -> str:
 
     url = cfg.visdom_url
     if not cfg.visdom_url_given and cfg.server:
-        from vizlab.server import ensure_server
+        from vizlab.server.lifecycle import ensure_server
 
         started = ensure_server(url)
         if started:
@@ -153,16 +153,16 @@ def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
 def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
     """Run (or resume) one training run; returns its RunEnded event and its run dir.
 
-    With a ``group`` (vizlab.distributed.Group) this process is one rank of several: every rank
+    With a ``group`` (vizlab.distributed.group.Group) this process is one rank of several: every rank
     checks its input and trains its shard, an input error on any rank is raised on all of them,
     and rank 0 alone creates the run dir (its name is broadcast), reports and checkpoints.
     """
     import torch
 
-    from vizlab.data import load_splits, prepare
-    from vizlab.engine import Engine, StopFlag
+    from vizlab.data.loading import load_splits, prepare
     from vizlab.models import build_model
     from vizlab.report import Reporter
+    from vizlab.run.engine import Engine, StopFlag
 
     cfg = cfg.replace(world_size=group.world_size if group else 1)
     # 1. Check every input before anything is written.

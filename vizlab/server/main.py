@@ -1,11 +1,11 @@
-"""The Visdom server process that `vizlab server` runs: ``python -m vizlab.server_main ...``.
+"""The Visdom server process that `vizlab server` runs: ``python -m vizlab.server.main ...``.
 
 Visdom's own Application, with what vizlab changes at start-up, all through tornado's extension
 points (settings, handler subclasses; no edits to visdom's files, no CDN download):
 
 - tornado debug mode off (visdom forces it on: autoreload, tracebacks sent to browsers);
 - the page works with tornado >= 6.5 (see ``_StaticFiles``);
-- page and scripts from vizlab's offline static directory (``vizlab.assets``);
+- page and scripts from vizlab's offline static directory (``vizlab.server.assets``);
 - websockets accept only same-origin browsers (visdom accepts any web site's page);
 - login from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD, cookie secret kept in the state dir
   (and with login off, a client that logs in anyway is let in, not failed);
@@ -29,11 +29,11 @@ from pathlib import Path
 import tornado.web
 import tornado.websocket
 
-from vizlab import assets
 from vizlab.errors import VizlabError
-from vizlab.server import PASSWORD_VAR, USER_VAR, client_credentials
+from vizlab.server import assets
+from vizlab.server.lifecycle import PASSWORD_VAR, USER_VAR, client_credentials
 
-log = logging.getLogger("vizlab.server")
+log = logging.getLogger("vizlab.server.lifecycle")
 
 
 class _StaticFiles(tornado.web.StaticFileHandler):
@@ -201,7 +201,7 @@ def _remove_pid_file(path: Path) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m vizlab.server_main",
+    p = argparse.ArgumentParser(prog="python -m vizlab.server.main",
                                 description="vizlab's Visdom server (use `vizlab server start`).")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")

@@ -1,11 +1,11 @@
 """Start, stop and inspect vizlab's background Visdom server.
 
-The server is ``python -m vizlab.server_main`` (see there for what it changes in Visdom). Its pid
+The server is ``python -m vizlab.server.main`` (see there for what it changes in Visdom). Its pid
 file and log live in a state dir: ``$VIZLAB_STATE_DIR``, default ``$XDG_STATE_HOME/vizlab`` or
 ``~/.local/state/vizlab``; envs are saved under ``<state dir>/envs`` unless ``--env-dir`` says
 otherwise. The server writes the pid file itself once it listens and removes it when it stops,
 so a pid file names a serving process; before trusting one, vizlab checks that the process is
-really that server (its command line names ``vizlab.server_main`` and this pid file), so a
+really that server (its command line names ``vizlab.server.main`` and this pid file), so a
 reused pid is never signalled.
 
 Light on purpose (standard library only): ``vizlab run`` imports it for ``ensure_server``.
@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from vizlab.errors import VizlabError
-from vizlab.processes import (
+from vizlab.server.processes import (
     alive,
     answers,
     check_port_free,
@@ -135,7 +135,7 @@ def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | No
             raise VizlabError(f"the server stopped at start-up: {_last_log_line(log_offset)} "
                               f"(log: {log_file()})")
         time.sleep(0.05)
-    terminate_if(pid, "vizlab.server_main")
+    terminate_if(pid, "vizlab.server.main")
     raise VizlabError(f"the server did not answer within {START_TIMEOUT:.0f} s (log: {log_file()})")
 
 
@@ -229,7 +229,7 @@ def _ensure(url: str) -> str | None:
     if info:
         warn(f"vizlab's Visdom server runs at {info.url}, not {url}; pass --visdom-url {info.url}")
         return None
-    from vizlab import assets
+    from vizlab.server import assets
 
     if not assets.is_complete(assets.static_dir()):
         warn("first start: the Visdom server fetches its front-end files from the npm registry; "
@@ -259,13 +259,13 @@ def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=Tr
         raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set in the environment")
     check_port_free(host, port)
     if lay_assets:
-        from vizlab import assets
+        from vizlab.server import assets
 
         assets.ensure_static(assets_dir, progress)
     env_dir = Path(env_dir) if env_dir else default_env_dir()
     env_dir.mkdir(parents=True, exist_ok=True)
     state_dir().mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "vizlab.server_main", "--port", str(port), "--host", host,
+    args = [sys.executable, "-m", "vizlab.server.main", "--port", str(port), "--host", host,
             "--env-dir", str(env_dir.resolve()), "--state-dir", str(state_dir().resolve()),
             "--pid-file", str(pid_file().resolve())]
     if login:
@@ -286,7 +286,7 @@ def _is_our_server(pid: int, path: Path) -> bool:
     if not alive(pid):
         return False
     cmd = cmdline(pid)
-    return "vizlab.server_main" in cmd and str(path.resolve()) in cmd
+    return "vizlab.server.main" in cmd and str(path.resolve()) in cmd
 
 
 def _last_log_line(offset: int) -> str:

@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vizlab.compare.variants import Variant
 from vizlab.errors import VizlabError
 from vizlab.events import EpochEnd, Event, RunEnded
-from vizlab.variants import Variant
 
 COMPARISON_JSON = "comparison.json"
 COMPARISON_CSV = "comparison.csv"
@@ -82,13 +82,13 @@ class Comparison:
         """Load the data once, build every variant's model and engine, create the run dirs."""
         import torch
 
-        from vizlab.data import load_splits
-        from vizlab.engine import Engine
+        from vizlab.data.loading import load_splits
         from vizlab.models import build_model
         from vizlab.report import Reporter
         from vizlab.report.runlog import RunLogSink
-        from vizlab.runinfo import CONFIG_FILE, run_started_event, write_json_atomic
-        from vizlab.runner import resolve_device
+        from vizlab.run.engine import Engine
+        from vizlab.run.rundir import CONFIG_FILE, run_started_event, write_json_atomic
+        from vizlab.run.training import resolve_device
 
         first = self.variants[0].cfg
         device = resolve_device(first.device)
@@ -178,7 +178,7 @@ class Comparison:
 
     def write_summary(self, rows: list[dict[str, Any]]) -> None:
         from vizlab.report.compare_board import activation_axis
-        from vizlab.runinfo import write_json_atomic
+        from vizlab.run.rundir import write_json_atomic
 
         axes = sorted({k for v in self.variants for k in v.axes})
         write_json_atomic(self.dir / COMPARISON_JSON, {

@@ -5,7 +5,7 @@ losses stay on the device in a small buffer read back every few steps (never ``.
 and nothing in it waits on I/O. Data order is a pure function of (seed, epoch), so a resumed run sees
 exactly the batches an uninterrupted one would.
 
-With a ``shard`` (vizlab.distributed.Shard: one process of several, DistributedDataParallel) each
+With a ``shard`` (vizlab.distributed.group.Shard: one process of several, DistributedDataParallel) each
 process trains on its strided slice of every global batch and the read-backs become agreed points
 where the processes also decide together whether to stop. Without one (a single process) the loop
 has no collective and no extra sync.
@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 from vizlab.config import RunConfig
-from vizlab.evaluate import evaluate
 from vizlab.events import (
     EpochEnd,
     Histograms,
@@ -34,7 +33,8 @@ from vizlab.events import (
     TrainSteps,
     encode_images,
 )
-from vizlab.optim import make_optimizer, make_scheduler
+from vizlab.run.evaluate import evaluate
+from vizlab.run.optim import make_optimizer, make_scheduler
 
 READBACK_STEPS = 64  # read losses back at least this often (steps) ...
 READBACK_SECONDS = 0.5  # ... and at least this often (seconds), for live progress

@@ -1,7 +1,7 @@
 """Datasets as tensors resident on the training device.
 
 `load_splits` makes sure the files are there (MNIST: unpacked from vizlab's shipped copy;
-Fashion-MNIST: downloaded by torchvision), checks every IDX file (vizlab.catalog), reads them
+Fashion-MNIST: downloaded by torchvision), checks every IDX file (vizlab.data.known_datasets), reads them
 through torchvision's own dataset classes, and hands back whole splits: normalized once, moved to
 the device once. Batches are then index slices of these tensors: no DataLoader, PIL or
 per-sample transform anywhere near the training loop.
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vizlab import catalog, shipped, term
+from vizlab import term
+from vizlab.data import bundled_mnist, known_datasets
 from vizlab.errors import VizlabError
 
 if TYPE_CHECKING:
@@ -53,11 +54,11 @@ def _check_data_dir(data_dir: Path) -> None:
         raise VizlabError(f"cannot read --data-dir {data_dir}: permission denied")
 
 
-def _download(spec: catalog.DatasetSpec, data_dir: Path) -> None:
+def _download(spec: known_datasets.DatasetSpec, data_dir: Path) -> None:
     """Let torchvision download a dataset; offline, one line naming what is expected where."""
     from torchvision import datasets
 
-    folder = catalog.raw_dir(spec, data_dir)
+    folder = known_datasets.raw_dir(spec, data_dir)
     term.warn(f"{spec.title} is not in {folder}; downloading it (about 30 MB)")
     # torchvision prints its progress; the terminal belongs to the console sink.
     quiet = io.StringIO()
@@ -70,21 +71,21 @@ def _download(spec: catalog.DatasetSpec, data_dir: Path) -> None:
     except Exception as exc:  # torchvision wraps network failures in RuntimeError / URLError
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise VizlabError(f"{spec.title} is not in {folder} and downloading it failed "
-                          f"({reason}); put {', '.join(catalog.FILES)} there, or point "
+                          f"({reason}); put {', '.join(known_datasets.FILES)} there, or point "
                           f"--data-dir at a directory that holds {spec.folder}/raw/") from None
 
 
-def prepare(dataset: str, data_dir: str | Path) -> catalog.DatasetSpec:
+def prepare(dataset: str, data_dir: str | Path) -> known_datasets.DatasetSpec:
     """Make sure the dataset's four IDX files are in place and sound; raise one line if not."""
-    spec = catalog.get_spec(dataset)
+    spec = known_datasets.get_spec(dataset)
     data_dir = Path(data_dir).expanduser()
     _check_data_dir(data_dir)
-    folder = catalog.raw_dir(spec, data_dir)
+    folder = known_datasets.raw_dir(spec, data_dir)
     if spec.name == "mnist":
-        shipped.unpack_missing(folder)  # torchvision's download is never called for MNIST
-    elif not all((folder / name).exists() for name in catalog.FILES):
+        bundled_mnist.unpack_missing(folder)  # torchvision's download is never called for MNIST
+    elif not all((folder / name).exists() for name in known_datasets.FILES):
         _download(spec, data_dir)
-    catalog.require_valid(spec, data_dir)
+    known_datasets.require_valid(spec, data_dir)
     return spec
 
 
@@ -121,7 +122,7 @@ def load_splits(dataset: str, data_dir: str, device="cpu", limit_train: int | No
 
     spec = prepare(dataset, data_dir)
     root = str(Path(data_dir).expanduser())
-    legacy = catalog.raw_dir(spec, root).parent / "processed"
+    legacy = known_datasets.raw_dir(spec, root).parent / "processed"
     if (legacy / "training.pt").exists() and (legacy / "test.pt").exists():
         # Old torchvision caches win over the raw files in torchvision's loader.
         term.warn(f"torchvision reads the legacy cache in {legacy}, not the checked IDX files; "
@@ -131,7 +132,7 @@ def load_splits(dataset: str, data_dir: str, device="cpu", limit_train: int | No
         train, test = cls(root, train=True, download=False), cls(root, train=False, download=False)
     except (OSError, RuntimeError, ValueError, AssertionError) as exc:
         raise VizlabError(f"torchvision could not read {spec.title} from "
-                          f"{catalog.raw_dir(spec, root)}: {exc}") from None
+                          f"{known_datasets.raw_dir(spec, root)}: {exc}") from None
 
     train_images, train_labels = train.data, train.targets
     if spec.name == "mnist":

@@ -1,5 +1,5 @@
 """The front-end files Visdom 0.2.4 needs, where each comes from on the npm registry, and its
-pinned SHA-256 (checked by vizlab.assets on every lay and verify)."""
+pinned SHA-256 (checked by vizlab.server.assets on every lay and verify)."""
 
 from __future__ import annotations
 

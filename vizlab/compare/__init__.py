@@ -1,0 +1,1 @@
+"""Comparisons: variant grids and training them side by side."""

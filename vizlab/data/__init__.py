@@ -1,0 +1,1 @@
+"""Datasets: the catalog of known datasets, IDX checks, the bundled MNIST, resident tensors."""

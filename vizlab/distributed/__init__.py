@@ -1,0 +1,1 @@
+"""torch.distributed: process groups, the launcher, data-parallel shards."""

@@ -1,0 +1,1 @@
+"""One training run: its directory, its preparation, the engine that trains it."""

@@ -1,0 +1,1 @@
+"""vizlab's local Visdom server: its life cycle, the process, its front-end assets."""
