@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,14 @@ import pytest
 
 # Keep torch to one thread per test process: the suite shares 2 cores with the server.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def env_list(viz) -> list[str]:
+    """Every env on the server, through a visdom client (its session, hence its login).
+    Visdom 0.3.0's own get_env_list() sends the client's env along, and the server then answers
+    with that env's windows instead."""
+    url = f"{viz.server}:{viz.port}{viz.base_url}/env_state"
+    return json.loads(viz._handle_post(url, json.dumps({})))
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
+from conftest import env_list, free_port
 from runlogs import run_events, write_run
 
 from vizlab.cli import cli, main
@@ -49,14 +49,14 @@ def test_runs_rm_deletes_run_dirs_and_their_envs(tmp_path, visdom_server):
     replay(tmp_path / "done", visdom_server.url)
     replay(tmp_path / "killed", visdom_server.url)
     client = visdom_server.client()
-    assert {"done", "k-env"} <= set(client.get_env_list())
+    assert {"done", "k-env"} <= set(env_list(client))
     result = CliRunner().invoke(cli, ["runs", "rm", "done", "killed", "bad", "--runs-dir",
                                       str(tmp_path), "--visdom-url", visdom_server.url])
     assert result.exit_code == 0, result.output
     assert "and its Visdom env k-env" in result.output
     assert not (tmp_path / "done").exists() and not (tmp_path / "killed").exists()
     assert not (tmp_path / "bad").exists() and (tmp_path / "not-a-run").exists()
-    assert not {"done", "k-env"} & set(client.get_env_list())
+    assert not {"done", "k-env"} & set(env_list(client))
 
 
 def test_runs_rm_checks_every_name_first(tmp_path, capsys):

@@ -10,6 +10,8 @@ points (settings, handler subclasses; no edits to visdom's files, no CDN downloa
 - login from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD, cookie secret kept in the state dir
   (and with login off, a client that logs in anyway is let in, not failed);
 - envs that live only in memory are written to the env dir when the server stops.
+
+What differs between Visdom 0.2.4 and 0.3.x is in ``vizlab.server.visdom_compat``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tornado.web
 import tornado.websocket
 
 from vizlab.errors import VizlabError
-from vizlab.server import assets
+from vizlab.server import assets, visdom_compat
 from vizlab.server.lifecycle import PASSWORD_VAR, USER_VAR, client_credentials
 
 log = logging.getLogger("vizlab.server.lifecycle")
@@ -104,7 +106,6 @@ def build_app(port: int, env_dir: Path, static: Path,
               cookie_secret: str | None = None):
     """visdom's Application, configured as described in the module docstring."""
     from visdom.server.app import Application
-    from visdom.utils.server_utils import hash_password
 
     class VizlabVisdomApp(Application, _Settings):
         vizlab_settings = {"static_path": str(static), "template_path": str(static),
@@ -115,8 +116,8 @@ def build_app(port: int, env_dir: Path, static: Path,
     app = VizlabVisdomApp(port=port, base_url="", env_path=str(env_dir))
     if credentials:
         user, password = credentials
-        # visdom compares against a double SHA-256 (the browser and the client hash once).
-        app.user_credential = {"username": user, "password": hash_password(hash_password(password))}
+        app.user_credential = {"username": user,
+                               "password": visdom_compat.stored_password(password)}
         app.login_enabled = True
     return app
 
@@ -127,11 +128,11 @@ def save_memory_envs(app) -> list[str]:
     Visdom writes an env only when a client saves it; without this a stop loses the rest.
     Envs still lazily on disk are skipped (serialising an unloaded one would write ``null``).
     """
-    from visdom.utils.server_utils import LazyEnvData, serialize_env
+    from visdom.utils.server_utils import LazyEnvData
 
     eids = [eid for eid, env in app.state.items()
             if not (isinstance(env, LazyEnvData) and env._raw_dict is None)]
-    return serialize_env(app.state, eids, env_path=app.env_path)
+    return visdom_compat.save_envs(app, eids)
 
 
 def cookie_secret(state_dir: Path) -> str:
@@ -214,15 +215,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    # `import visdom` imports torch when it can (to recognise tensors), ~3 s that a server never
-    # needs; a None entry makes that import fail fast, which visdom handles.
-    sys.modules.setdefault("torch", None)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # tornado logs every request at INFO: one line per training step would bloat the log.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
+        visdom_compat.block_unused_imports()  # before anything imports visdom
         return asyncio.run(serve(args))
     except VizlabError as exc:
         log.error("%s", exc)

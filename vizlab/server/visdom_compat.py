@@ -1,0 +1,90 @@
+"""What differs between the Visdom releases vizlab supports, kept in this one place.
+
+Two lines are supported, each with the Pythons pip gives it (setup.cfg's environment markers):
+
+- Visdom 0.2.4 on Python 3.11 (0.2.4 is the last release that installs there);
+- Visdom 0.3.x on Python 3.12 and newer (0.3 needs 3.12).
+
+Between them: the front-end files the page loads (MathJax 2 against 3, newer grid styles), what
+``import visdom`` drags in (0.3 imports openTSNE, hence scikit-learn and scipy, whose array-API
+helpers break on the torch block), how an env is written to disk (0.3 has a storage object), and
+how the server keeps the login password (0.3 salts it). Everything else vizlab changes in the
+server (vizlab.server.main) works on both unchanged. Standard library only until a function
+needs visdom itself, so `vizlab server` imports it cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import sys
+from dataclasses import dataclass
+
+from vizlab.errors import VizlabError
+from vizlab.server.asset_manifest import VISDOM_0_2, VISDOM_0_3, Asset
+
+SUPPORTED = "Visdom 0.2.4 (Python 3.11) or 0.3.x (Python 3.12 and newer)"
+
+
+@dataclass(frozen=True)
+class VisdomLine:
+    name: str
+    assets: tuple[Asset, ...]  # the front-end files its page loads
+    # Modules ``import visdom`` would load that the server never uses: torch (~3 s; visdom only
+    # checks for tensors) and, in 0.3, openTSNE (scikit-learn and scipy, ~2 s, and scipy fails
+    # outright where torch is blocked). A None entry makes the import fail fast, which visdom
+    # catches (it then lacks t-SNE embeddings, which vizlab never draws).
+    unused_imports: tuple[str, ...]
+    envs_have_storage: bool  # 0.3 writes envs through app.storage; 0.2.4 through serialize_env
+
+
+LINES = (
+    VisdomLine("0.2", VISDOM_0_2, ("torch",), envs_have_storage=False),
+    VisdomLine("0.3", VISDOM_0_3, ("torch", "openTSNE"), envs_have_storage=True),
+)
+
+
+def installed_version() -> str:
+    try:
+        return importlib.metadata.version("visdom")
+    except importlib.metadata.PackageNotFoundError:
+        raise VizlabError("visdom is not installed (reinstall vizlab: bash scripts/install.sh)") \
+            from None
+
+
+def line_of(version: str) -> VisdomLine:
+    """The supported line ``version`` belongs to; VizlabError for any other version."""
+    parts = version.split(".")
+    if version == "0.2.4":
+        return LINES[0]
+    if parts[:2] == ["0", "3"]:
+        return LINES[1]
+    raise VizlabError(f"Visdom {version} is installed; vizlab works with {SUPPORTED} "
+                      "(reinstall vizlab to get the matching one: bash scripts/install.sh)")
+
+
+def installed_line() -> VisdomLine:
+    return line_of(installed_version())
+
+
+def block_unused_imports() -> None:
+    """Call before anything imports visdom (the server process does, first thing)."""
+    for name in installed_line().unused_imports:
+        sys.modules.setdefault(name, None)
+
+
+def save_envs(app, eids: list[str]) -> list[str]:
+    """Write the envs ``eids`` of a running app to its env dir; the ids written."""
+    if installed_line().envs_have_storage:
+        return list(app.storage.save_envs(app.state, eids))
+    from visdom.utils.server_utils import serialize_env
+
+    return list(serialize_env(app.state, eids, env_path=app.env_path))
+
+
+def stored_password(password: str) -> str:
+    """The form visdom keeps a login password in: its own ``hash_password`` of what a client
+    sends, the password's SHA-256 (0.2.4: SHA-256 again; 0.3: salted PBKDF2)."""
+    from visdom.utils.server_utils import hash_password
+
+    return hash_password(hashlib.sha256(password.encode("utf-8")).hexdigest())
