@@ -170,7 +170,8 @@ def connect(target: VisdomTarget | str, env: str, *,
     try:
         client.post(f"env/{env}", {"eid": env})
     except VisdomRejected as exc:
-        if user or "400" not in str(exc):
+        # A login-only server refuses with 400 (Visdom 0.2.4) or 401 (0.3).
+        if user or not any(code in str(exc) for code in ("400", "401")):
             raise
         raise VisdomRejected("the server asks for a login: set VIZLAB_VISDOM_USER and "
                              "VIZLAB_VISDOM_PASSWORD") from None
@@ -210,13 +211,14 @@ def save_env(viz: VisdomClient, env: str) -> None:
     viz.post("save", {"data": [env], "eid": env})
 
 
-def window_hash(viz: VisdomClient, env: str, win: str) -> str | None:
-    """The server's hash of a window's JSON, or None when the window (or env) is gone."""
+def window_digest(viz: VisdomClient, env: str, win: str) -> str | None:
+    """A digest of a window's JSON as the server holds it, or None when the window (or env) is
+    gone. From ``win_data``, which Visdom 0.2.4 and 0.3 both answer (0.3 removed ``win_hash``)."""
     try:
-        answer = viz.post("win_hash", {"win": win, "eid": env})
-    except VisdomRejected:  # the env itself is gone (a restarted server)
+        answer = viz.post("win_data", {"win": win, "eid": env})
+    except VisdomRejected:  # visdom answers 500 for a window or env it does not hold
         return None
-    return None if answer == "false" else answer
+    return hashlib.sha256(answer.encode()).hexdigest()
 
 
 def window_data(viz: VisdomClient, env: str, win: str | None = None) -> dict:
