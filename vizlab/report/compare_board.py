@@ -46,7 +46,9 @@ class CompareDashboard:
 
     def __init__(self, variants: list[tuple[str, int]], activations: tuple[str, ...] = (),
                  title: str = "comparison"):
-        """``variants``: (name, seed) for every run, in legend order."""
+        """``variants``: (name, seed) for every run, in legend order. ``title`` names the
+        comparison; window titles leave it out (the env shows it, and a long name in front of
+        every title ran into Plotly's toolbar)."""
         self.names = list(dict.fromkeys(name for name, _ in variants))
         self.first_seed = {}
         for name, seed in variants:
@@ -98,7 +100,7 @@ class CompareDashboard:
                 traces.append(P.trace(pts.x, pts.smooth, name, self._color(name)))
         if not traces:
             return None
-        return P.plot_packet(f"{self.title}: train loss (smoothed)", "step",
+        return P.plot_packet("train loss (smoothed)", "step",
                              "loss (cross-entropy)", traces, width=620, height=400)
 
     def _epoch_means(self, name: str, field: str) -> tuple[list[int], list[float]]:
@@ -119,7 +121,7 @@ class CompareDashboard:
                 traces.append(P.trace(xs, ys, name, self._color(name), markers=True))
         if not traces:
             return None
-        return P.plot_packet(f"{self.title}: {title}", "epoch", ylabel, traces, width=520,
+        return P.plot_packet(title, "epoch", ylabel, traces, width=520,
                              height=400, xaxis={"title": "epoch", "dtick": 1})
 
     def _test_acc(self):
@@ -157,7 +159,7 @@ class CompareDashboard:
                          num(r["epoch_time"], 2), f"{r['params']:,}", r["repeats"], r["status"]])
         body = P.html_table(rows, header=["#", "variant", "final acc.", "best acc.", "test loss",
                                           "s / epoch", "params", "seeds", "status"])
-        return P.text_packet(f"{self.title}: ranking", body, width=620, height=80 + 24 * len(rows))
+        return P.text_packet("ranking", body, width=620, height=80 + 24 * len(rows))
 
 
 
