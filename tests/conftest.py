@@ -97,6 +97,32 @@ def stop_visdom(server: VisdomServer) -> None:
 
 
 @pytest.fixture(scope="session")
+def wheel_members(tmp_path_factory) -> dict[str, bytes]:
+    """{name: bytes} of the wheel built from a copy of the repo (the build writes build/ and
+    *.egg-info), built once per session."""
+    import shutil
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    everywhere = shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache")
+
+    def ignore(folder, names):  # build outputs at the top only: npm packages have dist/ folders
+        top = {".git", ".venv", "runs", "build", "dist"} if Path(folder) == repo else set()
+        return everywhere(folder, names) | (top & set(names))
+
+    shutil.copytree(repo, src, ignore=ignore)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", "-w", str(tmp / "wheels"), str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = (tmp / "wheels").glob("vizlab-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+@pytest.fixture(scope="session")
 def visdom_server(tmp_path_factory):
     """One real Visdom server for the whole session; tests use their own env names."""
     server = start_visdom(tmp_path_factory.mktemp("visdom-envs"))

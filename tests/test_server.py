@@ -370,3 +370,23 @@ def test_lay_refuses_a_registry_serving_other_bytes(front_end, tmp_path, monkeyp
         with pytest.raises(VizlabError, match="jquery@3.1.1: dist/jquery.min.js does not match"):
             assets.lay(registry=True)
     assert not (tmp_path / "bad").joinpath("static").exists()
+
+
+def test_a_damaged_shipped_copy_falls_back_to_the_registry(front_end, tmp_path, monkeypatch):
+    import gzip
+    import shutil
+
+    shipped = tmp_path / "frontend"
+    shutil.copytree(assets.SHIPPED_DIR, shipped)
+    sjcl = next(a for a in assets.table() if a.path == "js/sjcl.js")
+    (shipped / sjcl.shipped).write_bytes(gzip.compress(b"window.evil = 1;"))
+    monkeypatch.setattr(assets, "SHIPPED_DIR", shipped)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no npm: plain HTTP
+    said = []
+    with local_registry(npm_tarballs(front_end)) as url:
+        monkeypatch.setenv("npm_config_registry", url)
+        monkeypatch.setenv("VIZLAB_VISDOM_STATIC", str(tmp_path / "relaid" / "static"))
+        static = assets.ensure_static(progress=said.append)
+    assert assets.verify(static) == [] and assets.is_complete(static)
+    assert any(f"{sjcl.shipped} does not match its pinned SHA-256" in s for s in said), said
