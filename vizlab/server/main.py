@@ -88,7 +88,7 @@ class _Settings(tornado.web.Application):
                         compiled_template_cache=True, static_hash_cache=True,
                         static_handler_class=_StaticFiles)
         handlers = [(pattern, _with_fixes(cls), *rest) for pattern, cls, *rest in handlers]
-        super().__init__(handlers, **settings)
+        super().__init__(visdom_compat.extra_handlers() + handlers, **settings)
 
 
 def _with_fixes(cls):

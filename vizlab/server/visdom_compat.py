@@ -73,6 +73,23 @@ def block_unused_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
+def extra_handlers() -> list[tuple]:
+    """Routes vizlab's server adds in front of visdom's (tornado takes the first match).
+
+    The page asks for ``favicon.png`` relative to its URL, so ``/env/NAME`` asks for
+    ``/env/favicon.png``: 0.2.4 answers with the page itself, 0.3 with a 404 for an env named
+    favicon.png, which the browser reports as an error. Neither ships an icon: answer "no
+    content" on both lines.
+    """
+    import tornado.web
+
+    class NoFavicon(tornado.web.RequestHandler):
+        def get(self, *args):
+            self.set_status(204)
+
+    return [(r"(?:/env|/compare)?/favicon\.png", NoFavicon)]
+
+
 def save_envs(app, eids: list[str]) -> list[str]:
     """Write the envs ``eids`` of a running app to its env dir; the ids written."""
     if installed_line().envs_have_storage:
