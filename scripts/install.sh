@@ -25,4 +25,4 @@ export PIP_CONSTRAINT="$PWD/constraints.txt"
 "$venv/bin/python" -m pip install --quiet -e ".[test]"
 "$venv/bin/vizlab" --version
 "$venv/bin/python" -c 'import importlib.metadata as m, sys
-print(f"Python {sys.version.split()[0]}, Visdom {m.version(\"visdom\")}, torch {m.version(\"torch\")}")'
+print("Python %s, Visdom %s, torch %s" % (sys.version.split()[0], m.version("visdom"), m.version("torch")))'
