@@ -28,8 +28,9 @@ def lockstep(data_dir: str, runs: Path, threads) -> float:
                                "epochs": 1, "visdom": False, "progress": "off",
                                "threads": threads})
     start = time.perf_counter()
-    comparison = Comparison(expand(axes, shared), runs / f"cmp-{time.monotonic_ns()}")
-    comparison.prepare(lambda entry, event: None, StopFlag())
+    comparison = Comparison(expand(axes, shared), runs, f"cmp-{time.monotonic_ns()}")
+    comparison.prepare()
+    comparison.open(lambda entry, event: None, StopFlag())
     comparison.run()
     return time.perf_counter() - start
 

@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vizlab.errors import VizlabError
-from vizlab.report.runlog import EVENTS_FILE, read_events
+from vizlab.report.runlog import read_events
+from vizlab.run_files import CONFIG_FILE, EVENTS_FILE
 
 if TYPE_CHECKING:
     from vizlab.report.dashboard import Dashboard
 
-CONFIG_NAME = "config.json"
 
 
 def read_config(run_dir: Path) -> dict:
     """The run's config.json as a dict ({} when missing or unreadable)."""
     try:
-        with open(run_dir / CONFIG_NAME, encoding="utf-8") as f:
+        with open(run_dir / CONFIG_FILE, encoding="utf-8") as f:
             data = json.load(f)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):

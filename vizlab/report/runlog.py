@@ -14,14 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vizlab.events import Event, TrainSteps, event_from_dict
+from vizlab.run_files import EVENTS_FILE
 
-EVENTS_FILE = "events.jsonl"
 
 
 class RunLogSink:
     def __init__(self, run_dir: Path, flush_every: float = 2.0):
         self.path = Path(run_dir) / EVENTS_FILE
-        self._file = open(self.path, "a", encoding="utf-8")
+        # O_NOFOLLOW: a symlink planted in a run dir never redirects the log elsewhere.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self._file = open(fd, "a", encoding="utf-8")
         self._flush_every = flush_every
         self._last_flush = time.monotonic()
         # The Visdom sink's thread calls flush() while training writes: text files are not
