@@ -226,7 +226,7 @@ class Comparison:
         axes = sorted({k for v in self.variants for k in v.axes})
         self.rundir.write_json(COMPARISON_JSON, {
             "started": self.started, "wall_time": self.wall_time, "status": self.status,
-            "env": self.env, "axes": axes, "sequential": self.sequential,
+            "env": self.env, "dir": str(self.dir.absolute()), "axes": axes, "sequential": self.sequential,
             "activations": list(activation_axis(self.variants)),
             "members": [{"variant": v.name, "seed": v.cfg.seed, "run_dir": v.slug,
                          "axes": v.axes} for v in self.variants],

@@ -203,10 +203,10 @@ def replay_comparison(comparison_dir, url=None, env=None):
 
     from vizlab.config import default_visdom_url
     from vizlab.errors import VizlabError
+    from vizlab.names import is_safe_name
     from vizlab.report import visdom_client as vc
     from vizlab.report.replay import ReplayResult, draw_board
     from vizlab.report.runlog import read_events
-    from vizlab.names import is_safe_name
     from vizlab.run_files import COMPARISON_JSON
 
     directory = Path(comparison_dir)

@@ -17,7 +17,6 @@ from vizlab.events import Event, TrainSteps, event_from_dict
 from vizlab.run_files import EVENTS_FILE
 
 
-
 class RunLogSink:
     def __init__(self, run_dir: Path, flush_every: float = 2.0):
         self.path = Path(run_dir) / EVENTS_FILE
