@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from vizlab.errors import VizlabError
 from vizlab.events import Event, TrainSteps, event_from_dict
 from vizlab.run_files import EVENTS_FILE
 
@@ -21,8 +22,11 @@ class RunLogSink:
     def __init__(self, run_dir: Path, flush_every: float = 2.0):
         self.path = Path(run_dir) / EVENTS_FILE
         # O_NOFOLLOW: a symlink planted in a run dir never redirects the log elsewhere.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise VizlabError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._file = open(fd, "a", encoding="utf-8")
         self._flush_every = flush_every
         self._last_flush = time.monotonic()
