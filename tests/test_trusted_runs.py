@@ -294,3 +294,30 @@ def test_ctrl_c_leaves_every_comparison_variant_resumable(data_dir, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert [e.status for e in read_events(logs[0].parent) if e.kind == "run_ended"] == \
         ["interrupted", "finished"]
+
+
+def _file_size_limit(limit):
+    import resource
+
+    def apply():  # in the child: writes past `limit` bytes fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_disk_that_fills_keeps_the_previous_checkpoint(data_dir, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "vizlab", *quick(data_dir, tmp_path, "--epochs", "1",
+                                                           "--name", "r")], check=True, env=env)
+    run = tmp_path / "r"
+    before = (run / "checkpoint.pt").read_bytes()
+    limit = len(before) - 1  # the next checkpoint cannot be written whole; log lines still can
+    full = subprocess.run([sys.executable, "-m", "vizlab", "run", "--resume", str(run),
+                           "--epochs", "2", "--progress", "off"], env=env, capture_output=True,
+                          text=True, preexec_fn=_file_size_limit(limit))
+    assert full.returncode == 2, full.stderr
+    assert full.stderr.count("\n") == 1 and "cannot write" in full.stderr
+    assert (run / "checkpoint.pt").read_bytes() == before  # intact
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    ends = [e for e in read_events(run) if e.kind == "run_ended"]
+    assert ends[-1].status == "failed" and "cannot write" in ends[-1].message
