@@ -199,18 +199,16 @@ class CompareBoard:
 
 def replay_comparison(comparison_dir, url=None, env=None):
     """Redraw a comparison's dashboard from its variants' run logs and comparison.json."""
-    import json
-
     from vizlab.compare.comparison import COMPARISON_JSON
     from vizlab.config import default_visdom_url
     from vizlab.errors import VizlabError
     from vizlab.report import visdom_client as vc
     from vizlab.report.replay import ReplayResult, draw_board
-    from vizlab.report.runlog import read_events
+    from vizlab.report.runlog import read_events, read_json_object
 
     directory = Path(comparison_dir)
     try:
-        data = json.loads((directory / COMPARISON_JSON).read_text())
+        data = read_json_object(directory / COMPARISON_JSON)  # a regular file, size-bounded
         members = data["members"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VizlabError(f"cannot read {directory / COMPARISON_JSON}: {exc}") from None
