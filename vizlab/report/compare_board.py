@@ -199,19 +199,17 @@ class CompareBoard:
 
 def replay_comparison(comparison_dir, url=None, env=None):
     """Redraw a comparison's dashboard from its variants' run logs and comparison.json."""
-    import json
-
     from vizlab.config import default_visdom_url
     from vizlab.errors import VizlabError
     from vizlab.names import is_safe_name
     from vizlab.report import visdom_client as vc
     from vizlab.report.replay import ReplayResult, draw_board
-    from vizlab.report.runlog import read_events
+    from vizlab.report.runlog import read_events, read_json_object
     from vizlab.run_files import COMPARISON_JSON
 
     directory = Path(comparison_dir)
     try:
-        data = json.loads((directory / COMPARISON_JSON).read_text())
+        data = read_json_object(directory / COMPARISON_JSON)  # a regular file, size-bounded
         members = data["members"]
         if not all(isinstance(m, dict) and is_safe_name(m.get("run_dir"))
                    and isinstance(m.get("variant"), str) and isinstance(m.get("seed"), int)

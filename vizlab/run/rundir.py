@@ -8,14 +8,13 @@ Rules it keeps (the README's development section has the table):
 - every file is written whole (a temporary file, then an atomic rename), so a crash or a full
   disk leaves the previous version intact;
 - everything read back is untrusted: config.json is type-checked, checkpoints are loaded with
-  ``weights_only=True`` and checked, and only regular files of bounded size are read.
+  ``weights_only=True`` and checked, and only regular files are read (config.json bounded).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from vizlab.names import check_name
 from vizlab.run_files import CHECKPOINT_FILE, CONFIG_FILE, EVENTS_FILE, LOCK_FILE
 
 MAX_JSON_BYTES = 4 << 20  # config.json and comparison.json are a few kB
-MAX_CHECKPOINT_BYTES = 4 << 30
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -120,11 +118,14 @@ class RunDir:
     # -- config.json -----------------------------------------------------------------------------
     def read_config(self) -> RunConfig:
         """The run's config, every field type-checked; one line when the file is bad."""
+        from vizlab.report.runlog import read_json_object
+
         path = self.path / CONFIG_FILE
         try:
-            data = json.loads(read_regular(path, MAX_JSON_BYTES))
-            return RunConfig.from_dict(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return RunConfig.from_dict(read_json_object(path, MAX_JSON_BYTES))
+        except FileNotFoundError:
+            raise VizlabError(f"{path}: missing (not a vizlab run dir)") from None
+        except ValueError as exc:
             raise VizlabError(f"{path}: {exc}") from None
 
     def write_config(self, cfg: RunConfig) -> None:
@@ -151,12 +152,14 @@ class RunDir:
 
         import torch
 
+        from vizlab.report.runlog import open_regular
+
         path = self.path / CHECKPOINT_FILE
-        if not path.exists():
-            raise VizlabError(f"no checkpoint in {self.path} (nothing to resume)")
         try:
-            check_regular(path, MAX_CHECKPOINT_BYTES)
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with open_regular(path) as f:
+                state = torch.load(f, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise VizlabError(f"no checkpoint in {self.path} (nothing to resume)") from None
         except pickle.UnpicklingError:
             raise VizlabError(f"refusing checkpoint {path}: it holds more than tensors and plain "
                               "data (loading it could run code)") from None
@@ -205,29 +208,3 @@ class _AtomicFile:
         if error is not None:
             raise VizlabError(f"cannot write {self.final}: {error.strerror or error}") from None
         return False
-
-
-def check_regular(path: Path, limit: int) -> int:
-    """The size of ``path`` if it is a regular file (not a FIFO, device or dir) within ``limit``."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError("not a regular file")
-    if st.st_size > limit:
-        raise ValueError(f"too large ({st.st_size:,} bytes; at most {limit:,})")
-    return st.st_size
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (a FIFO never blocks us)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ValueError(exc.strerror or str(exc)) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit:,} bytes")
-    return data
