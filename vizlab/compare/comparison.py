@@ -107,7 +107,7 @@ class Comparison:
         for v in self.variants:
             cfg = v.cfg.replace(runs_dir=str(self.dir), name=v.slug)
             prep = prepare_run(cfg, device=shared and shared.device,
-                               splits=shared and shared.splits)
+                               splits=shared and shared.splits, adaptive_threads=False)
             shared = shared or prep
             self._prepared.append(prep)
 

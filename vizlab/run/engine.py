@@ -31,6 +31,7 @@ from vizlab.events import (
     encode_images,
 )
 from vizlab.run.evaluate import evaluate
+from vizlab.run.threads import FixedThreads
 from vizlab.run.train_state import TrainState
 
 READBACK_STEPS = 64  # read losses back at least this often (steps) ...
@@ -64,17 +65,19 @@ class Engine:
 
     Built once, whole, by vizlab.run.prepare: ``checkpoints`` (the RunDir, or None for a rank
     that does not write) takes the state at epoch ends and on a stop; ``shard`` is this process's
-    part of a distributed run (None: one process).
+    part of a distributed run (None: one process); ``threads`` the CPU thread policy.
     """
 
     def __init__(self, cfg: RunConfig, state: TrainState, splits, device: torch.device,
-                 reporter, checkpoints=None, stop: StopFlag | None = None, shard=None):
+                 reporter, checkpoints=None, stop: StopFlag | None = None, shard=None,
+                 threads=None):
         self.cfg, self.state, self.data, self.device = cfg, state, splits, device
         self.model, self.optimizer, self.scheduler = state.model, state.optimizer, state.scheduler
         self.progress = state.progress
         self.reporter, self.checkpoints = reporter, checkpoints
         self.stop = stop or StopFlag()
         self.shard = shard
+        self.threads = threads or FixedThreads()  # told every chunk's step time (run.threads)
         self.steps_per_epoch = steps_per_epoch(cfg, len(splits.train_y))
         self.samples = sample_indices(len(splits.test_y), cfg.samples)
         self.stopped = False
@@ -147,6 +150,7 @@ class Engine:
         lrs: list[float] = []
         chunk_start = p.global_step + 1
         last_readback = resumed = time.monotonic()
+        chunk_seconds = p.epoch_seconds  # this engine's own time when the chunk began
         model.train()
         for i in range(p.step_in_epoch, self.steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
@@ -178,7 +182,9 @@ class Engine:
                     values, stopping = shard.gather_steps(losses[:len(lrs)], self.stop.requested,
                                                           now - last_readback)
                 self._emit_steps(values, lrs, chunk_start)
+                self.threads.observe(len(lrs), p.epoch_seconds - chunk_seconds)
                 chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
+                chunk_seconds = p.epoch_seconds
             if stopping:
                 self.stopped = True
                 return

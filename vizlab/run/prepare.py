@@ -21,6 +21,7 @@ from vizlab.errors import VizlabError
 from vizlab.events import RunStarted
 from vizlab.names import slug
 from vizlab.run.rundir import RunDir
+from vizlab.run.threads import AdaptiveThreads, FixedThreads
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Prepared:
     splits: Any  # vizlab.data.loading.Splits, resident on the device
     state: Any  # vizlab.run.train_state.TrainState, fresh or loaded from the checkpoint
     resumed: RunDir | None  # the locked run dir of a resumed run (rank 0), else None
+    threads: Any = None  # the CPU thread policy (vizlab.run.threads)
 
 
 def resolve_device(name: str):
@@ -73,13 +75,16 @@ def load_resume_state(cfg: RunConfig) -> tuple[RunDir, dict]:
 
 
 def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
-                checkpoint: dict | None = None, resumed: RunDir | None = None) -> Prepared:
+                checkpoint: dict | None = None, resumed: RunDir | None = None,
+                adaptive_threads: bool = True) -> Prepared:
     """Check every input of a run and build its training state; write nothing.
 
     ``group`` (vizlab.distributed.group.Group): this process is one rank; errors on any rank are
     raised on all. ``device``/``splits`` given: data already loaded (a comparison shares it).
     ``checkpoint``/``resumed``: the resume state read by ``load_resume_state`` (rank 0's, sent
     to every rank); read here when ``cfg.resume`` is set and they are not given.
+    ``adaptive_threads``: let the thread count follow contention (one process training one
+    model on the CPU); otherwise ``--threads`` or torch's default, fixed.
     """
     import torch
 
@@ -112,8 +117,6 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
         with group.agreement() if group else nullcontext():
             if splits is None:
                 device = group.device(cfg.device) if group else resolve_device(cfg.device)
-                if cfg.threads:
-                    torch.set_num_threads(cfg.threads)
                 splits = load_splits(cfg.dataset, cfg.data_dir, device=device,
                                      limit_train=cfg.limit_train, limit_test=cfg.limit_test,
                                      val_split=cfg.val_split, seed=cfg.seed)
@@ -127,7 +130,9 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
         if resumed is not None:
             resumed.unlock()
         raise
-    return Prepared(cfg, device, splits, state, resumed)
+    adaptive = adaptive_threads and not cfg.threads and group is None and device.type == "cpu"
+    threads = AdaptiveThreads.for_this_process() if adaptive else FixedThreads(cfg.threads)
+    return Prepared(cfg, device, splits, state, resumed, threads)
 
 
 def default_run_name(cfg: RunConfig) -> str:
@@ -153,7 +158,7 @@ def build_engine(prep: Prepared, run_dir: RunDir | None, reporter, stop=None, sh
 
     cfg = prep.cfg if run_dir is None else prep.cfg.replace(name=run_dir.name)
     return Engine(cfg, prep.state, prep.splits, prep.device, reporter, checkpoints=run_dir,
-                  stop=stop, shard=shard)
+                  stop=stop, shard=shard, threads=prep.threads)
 
 
 def run_started_event(engine, run_dir: Path | RunDir, world_size: int = 1,
