@@ -21,12 +21,14 @@ PROGRESS = ("rich", "plain", "off")
 DEFAULT_VISDOM_URL = "http://localhost:8097"
 
 
-def default_data_dir() -> str:
-    env = os.environ.get("VIZLAB_DATA_DIR")
-    if env:
-        return env
+def cache_dir() -> str:
+    """vizlab's cache: ``$XDG_CACHE_HOME/vizlab``, default ``~/.cache/vizlab``."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "vizlab", "data")
+    return os.path.join(cache, "vizlab")
+
+
+def default_data_dir() -> str:
+    return os.environ.get("VIZLAB_DATA_DIR") or os.path.join(cache_dir(), "data")
 
 
 def default_visdom_url() -> str:
