@@ -18,6 +18,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rprop", "adamax")
 SCHEDULES = ("none", "onecycle", "cosine")
 DATASETS = ("mnist", "fashion-mnist")
 PROGRESS = ("rich", "plain", "off")
+AMPS = ("off", "bf16")
 DEFAULT_VISDOM_URL = "http://localhost:8097"
 
 
@@ -67,6 +68,8 @@ class RunConfig:
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
     world_size: int = 1  # processes training together (torch.distributed); batch_size is global
+    amp: str = "off"  # bf16: forward passes under torch.autocast (measured, not assumed, faster)
+    compile: bool = False  # train through torch.compile(model)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -151,6 +154,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--schedule", cfg.schedule, SCHEDULES)
     _choice("--dataset", cfg.dataset, DATASETS)
     _choice("--progress", cfg.progress, PROGRESS)
+    _choice("--amp", cfg.amp, AMPS)
     for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size),
                         ("--samples", cfg.samples), ("--nproc", cfg.world_size)):
         if value <= 0:
