@@ -37,7 +37,7 @@ class EpochClock:
 
 
 def one_run(cfg, seed: int, splits, device):
-    """(training seconds, final accuracy, seconds until the target was first reached or None)."""
+    """(training seconds, [(seconds of training at each epoch end, test accuracy)])."""
     import torch
 
     from vizlab.report import Reporter
