@@ -8,7 +8,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from conftest import free_port
-from runlogs import RunLogWriter, run_events, write_run
+from runlogs import open_run_log, run_events, write_run
 
 from vizlab.cli import cli, main
 from vizlab.report.replay import replay
@@ -23,7 +23,7 @@ def env_windows(server, env) -> dict:
 
 
 def live_run(server, run_dir, env, events):
-    log = RunLogWriter(run_dir, {"name": run_dir.name, "model": "mlp", "dataset": "mnist"})
+    log = open_run_log(run_dir, {"name": run_dir.name, "model": "mlp", "dataset": "mnist"})
     sink = VisdomSink(server.url, env, log_path=log.path, flush_log=log.flush,
                       flush_interval=0.1, heavy_interval=0.3, flush_budget=1.0)
     client = server.client()

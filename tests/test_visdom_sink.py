@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import free_port, start_visdom, stop_visdom
-from runlogs import DIGITS, RunLogWriter, run_events
+from runlogs import DIGITS, open_run_log, run_events
 
 from vizlab.errors import VizlabError
 from vizlab.events import EpochEnd, Histograms, RunEnded, RunStarted, TrainSteps
@@ -71,7 +71,7 @@ def steps_of(events):
 
 def stream(tmp_path, url, env, events, *, pause_every=0, pause=0.0, **kw):
     """Feed events through a run log and a sink, as the reporter does; return (sink, log)."""
-    log = RunLogWriter(tmp_path / env)
+    log = open_run_log(tmp_path / env)
     sink = VisdomSink(url, env, log_path=log.path, flush_log=log.flush, **{**FAST, **kw})
     for i, event in enumerate(events):
         log.handle(event)
@@ -257,14 +257,15 @@ def test_a_full_queue_drops_events_then_redraws_them_from_the_run_log(visdom_ser
 
 def test_resumed_run_draws_its_whole_history_once(visdom_server, tmp_path):
     first = run_events("resumed", epochs=3, steps_per_epoch=100, status="")[:-4]  # killed
-    log = RunLogWriter(tmp_path / "t-resumed")
+    log = open_run_log(tmp_path / "t-resumed")
     for event in first:
         log.handle(event)
-    log.file.write('{"event":"train_steps","epoch":3,"st')  # the torn line of a killed run
-    log.file.write("\n")
-    log.flush()
+    log.close("interrupted")
+    with open(log.path, "a") as f:
+        f.write('{"event":"train_steps","epoch":3,"st')  # the torn line of a killed run
     assert max(steps_of(first)[0]) > 200  # the log holds steps past the epoch-2 checkpoint
     second = run_events("resumed", epochs=4, steps_per_epoch=100, start_epoch=3, seed=1)
+    log = open_run_log(tmp_path / "t-resumed")  # the resumed run's sink (the killed one's lost)
     sink = VisdomSink(visdom_server.url, "t-resumed", log_path=log.path, flush_log=log.flush,
                       **FAST)
     for event in second:
@@ -347,7 +348,7 @@ def test_applying_a_stretch_of_events_twice_changes_nothing():
 
 def test_without_flush_log_a_lagging_run_log_still_gives_complete_curves(visdom_server, tmp_path):
     events = run_events("lagging", epochs=2, steps_per_epoch=200)
-    log = RunLogWriter(tmp_path / "t-lagging")  # buffered: the file lags behind the events
+    log = open_run_log(tmp_path / "t-lagging", flush_every=3600)  # step chunks lag on disk
     sink = VisdomSink(visdom_server.url, "t-lagging", log_path=log.path, **FAST)
     for event in events:
         log.handle(event)
