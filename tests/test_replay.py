@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
+from conftest import free_port, wait_for
 from runlogs import open_run_log, run_events, write_run
 
 from vizlab.cli import cli, main
@@ -38,15 +37,6 @@ def live_run(server, run_dir, env, events):
     sink.close()
     log.close()
     return sink
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout  # a hang guard, not a speed claim
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize("steps_per_epoch", [150, 1667], ids=["short", "coarsened"])
