@@ -9,6 +9,7 @@ import json
 import math
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import free_port, start_visdom, stop_visdom, wait_for
@@ -18,6 +19,7 @@ from vizlab.errors import VizlabError
 from vizlab.events import EpochEnd, Histograms, RunEnded, RunStarted, TrainSteps
 from vizlab.report.curves import MAX_POINTS, StepCurve, bucket_width
 from vizlab.report.dashboard import Dashboard
+from vizlab.report.runlog import read_events
 from vizlab.report.visdom_client import parse_url
 from vizlab.report.visdom_sink import VisdomSink
 
@@ -494,3 +496,18 @@ def test_a_diverged_run_draws_gaps_never_invalid_json():
     raw = board.pane("train_loss").packet["data"][0]
     assert raw["y"][-4:] == [0.5, None, None, None]
     assert board.pane("weights") is None and board.pane("gradients") is not None
+
+
+def test_the_readme_example_of_your_own_training_loop_runs(visdom_server, tmp_path,
+                                                          monkeypatch, capfd):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Your own training loop"):]
+    code = section[section.index("```python\n") + 10:section.index("```\n", 10)]
+    monkeypatch.chdir(tmp_path)
+    code = code.replace("http://localhost:8097", visdom_server.url)
+    exec(compile(code, "README.md", "exec"), {"my_losses": [2.0 / i for i in range(1, 301)]})
+    events = list(read_events(tmp_path / "runs" / "my-experiment"))
+    assert [e.step for e in events] == list(range(1, 301))
+    window = windows(visdom_server, "my-experiment")["train_loss"]
+    assert_complete_curve(window, events)
+    assert capfd.readouterr().err == ""
