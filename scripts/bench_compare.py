@@ -31,9 +31,10 @@ def timed(data_dir: str, runs: Path, threads, sequential: bool) -> float:
                                "epochs": 1, "visdom": False, "progress": "off",
                                "threads": threads})
     start = time.perf_counter()
-    comparison = Comparison(expand(axes, shared), runs / f"cmp-{time.monotonic_ns()}",
+    comparison = Comparison(expand(axes, shared), runs, f"cmp-{time.monotonic_ns()}",
                             sequential=sequential)
-    comparison.prepare(lambda entry, event: None, StopFlag())
+    comparison.prepare()
+    comparison.open(lambda entry, event: None, StopFlag())
     comparison.run()
     return time.perf_counter() - start
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,10 @@ import pytest
 
 # Keep torch to one thread per test process: the suite shares 2 cores with the server.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# What vizlab caches (measured layouts, ...) goes to a throwaway dir, never the user's cache.
+_CACHE = tempfile.mkdtemp(prefix="vizlab-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 def free_port() -> int:

@@ -97,7 +97,7 @@ def test_two_processes_match_one(data_dir, tmp_path):
     # Only rank 0 reports: one start line, one line per epoch.
     assert done.stdout.count("training mlp") == 1 and done.stdout.count("epoch 2/2") == 1
     [two] = list(runs.iterdir())  # one run dir, named by rank 0
-    assert sorted(p.name for p in two.iterdir()) == ["checkpoint.pt", "config.json",
+    assert sorted(p.name for p in two.iterdir()) == [".lock", "checkpoint.pt", "config.json",
                                                      "events.jsonl"]
     config = json.loads((two / "config.json").read_text())
     assert config["world_size"] == 2 and config["batch_size"] == 41

@@ -7,17 +7,14 @@ import io
 import json
 
 import pytest
-import torch
 from idxdata import write_idx_dataset
 
 from vizlab.config import build_config
-from vizlab.data.loading import load_splits
 from vizlab.events import RunStarted, event_from_dict
-from vizlab.models import build_model
 from vizlab.report import NullSink, Reporter
 from vizlab.report.console import ConsoleSink
 from vizlab.report.runlog import RunLogSink, read_events
-from vizlab.run.engine import Engine
+from vizlab.run.prepare import build_engine, prepare_run
 
 
 class Collect:
@@ -37,9 +34,10 @@ def run_events(tmp_path_factory):
     data_dir = write_idx_dataset(tmp_path_factory.mktemp("data"), n_train=128, n_test=64)
     cfg = build_config("cnn", data_dir=str(data_dir), epochs=2, batch_size=32, histograms=True,
                        visdom=False, progress="off", samples=8)
-    splits = load_splits(cfg.dataset, cfg.data_dir)
+    prep = prepare_run(cfg.replace(device="cpu"))
+    splits = prep.splits
     sink = Collect()
-    engine = Engine(cfg, build_model("cnn"), splits, torch.device("cpu"), Reporter([sink]))
+    engine = build_engine(prep, None, Reporter([sink]))
     start = RunStarted(run="contract", run_dir="runs/contract", model="cnn", params=26474,
                        device="cpu", dataset="mnist", classes=tuple(splits.classes),
                        config=cfg.to_dict(), started="2026-11-23T10:00:00+00:00", epochs=2,

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from vizlab.errors import VizlabError
 from vizlab.report.runlog import read_events, read_json_object
+from vizlab.run_files import CONFIG_FILE
 from vizlab.term import warn
 
 if TYPE_CHECKING:
     from vizlab.report.dashboard import Dashboard
 
-CONFIG_NAME = "config.json"
 
 
 def read_config(run_dir: Path) -> dict:
@@ -27,7 +27,7 @@ def read_config(run_dir: Path) -> dict:
     from vizlab.config import RunConfig
     from vizlab.event_checks import check_fields
 
-    path = Path(run_dir) / CONFIG_NAME
+    path = Path(run_dir) / CONFIG_FILE
     try:
         data = read_json_object(path)
         check_fields(RunConfig, data, partial=True)

@@ -22,16 +22,21 @@ from pathlib import Path
 from vizlab.errors import VizlabError
 from vizlab.event_checks import MAX_LINE
 from vizlab.events import Event, TrainSteps, event_from_dict
+from vizlab.run_files import EVENTS_FILE
 from vizlab.term import warn
-
-EVENTS_FILE = "events.jsonl"
 
 
 class RunLogSink:
     def __init__(self, run_dir: Path, flush_every: float = 2.0):
         self.path = Path(run_dir) / EVENTS_FILE
         _drop_torn_tail(self.path)  # a resumed run's first line must not glue onto a torn one
-        self._file = open(self.path, "a", encoding="utf-8")
+        # O_NOFOLLOW: a symlink planted in a run dir never redirects the log elsewhere.
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise VizlabError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._file = open(fd, "a", encoding="utf-8")
         self._flush_every = flush_every
         self._last_flush = time.monotonic()
         # The Visdom sink's thread calls flush() while training writes: text files are not
@@ -101,8 +106,14 @@ def _drop_torn_tail(path: Path) -> None:
 def open_regular(path: Path, mode: str = "rb"):
     """Open ``path`` (binary) if it is a regular file; VizlabError for a FIFO, a device or a
     directory, without blocking on it. FileNotFoundError when it is missing."""
-    flags = os.O_RDONLY if mode == "rb" else os.O_RDWR
-    fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    # Never write through a symlink (a run dir from someone else may hold one).
+    flags = os.O_RDONLY if mode == "rb" else os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise VizlabError(f"cannot open {path}: {exc.strerror or exc}") from None
     try:
         mode_bits = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode_bits):
