@@ -41,6 +41,16 @@ def wait_port(port: int, timeout: float = 30.0) -> bool:
     return False
 
 
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """True once ``predicate()`` is; False after ``timeout`` s (a hang guard, not a speed claim)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def vizlab(capsys, *args) -> tuple[int, str, str]:
     """Run the CLI's entry point in-process: (exit status, stdout, stderr)."""
     from vizlab.cli import main

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vizlab.errors import VizlabError
+from vizlab.event_checks import MAX_IMAGES
 from vizlab.models import ACTIVATIONS, MODELS, is_user_model, spec_defaults
 from vizlab.names import check_name
 
@@ -159,6 +160,8 @@ def validate(cfg: RunConfig) -> RunConfig:
                         ("--samples", cfg.samples), ("--nproc", cfg.world_size)):
         if value <= 0:
             raise VizlabError(f"{flag} must be positive; got {value}")
+    if cfg.samples > MAX_IMAGES:  # the run log's readers refuse more images in one event
+        raise VizlabError(f"--samples must be at most {MAX_IMAGES}; got {cfg.samples}")
     if not cfg.lr > 0:
         raise VizlabError(f"--lr must be positive; got {cfg.lr}")
     if cfg.momentum < 0 or cfg.weight_decay < 0:
