@@ -18,6 +18,7 @@ from typing import Any
 
 from vizlab.config import RunConfig
 from vizlab.errors import VizlabError
+from vizlab.event_checks import MAX_STEP
 from vizlab.events import RunStarted
 from vizlab.names import slug
 from vizlab.run.rundir import RunDir
@@ -127,8 +128,12 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
             if group is None and has_convolutions(model):
                 layout = fastest_layout(cfg, model, splits, checkpoint)
                 model = model.to(memory_format=FORMATS[layout])
-            state = TrainState(cfg, model, steps_per_epoch(cfg, len(splits.train_y)), checkpoint,
-                               memory_format=layout)
+            per_epoch = steps_per_epoch(cfg, len(splits.train_y))
+            if cfg.epochs * per_epoch > MAX_STEP or cfg.epochs > MAX_STEP:
+                raise VizlabError(f"{cfg.epochs} epochs of {per_epoch:,} steps is more than the "
+                                  f"{MAX_STEP:,} steps a run log holds; use fewer epochs or a "
+                                  "larger --batch-size")
+            state = TrainState(cfg, model, per_epoch, checkpoint, memory_format=layout)
             if state.progress.epoch > cfg.epochs:
                 raise VizlabError(f"{cfg.resume} already trained {state.progress.epoch - 1} "
                                   "epochs; pass a larger --epochs to train longer")
