@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from html.parser import HTMLParser
 
 import pytest
 import torch
@@ -130,3 +131,67 @@ def test_overlaid_dashboard_on_a_real_server_and_its_replay(capsys, data_dir, tm
     for win in ("cmp_train_loss", "cmp_test_acc", "cmp_test_loss", "cmp_activations",
                 "cmp_summary"):
         assert window(win, "cmpviz-again") == window(win), win
+
+
+class _Cells(HTMLParser):
+    """The rows of an HTML table: (style of the <tr>, [cell texts])."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[tuple[str, list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append((dict(attrs).get("style", ""), []))
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1][1].append("".join(self._cell))
+            self._cell = None
+
+
+def test_files_and_dashboard_ranking_agree(capsys, data_dir, tmp_path, visdom_server):
+    code, out, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,sigmoid,tanh",
+                            "--data-dir", data_dir, "--epochs", "1", "--batch-size", "32",
+                            "--repeats", "3", "--progress", "plain", "--runs-dir", str(tmp_path),
+                            "--name", "cmpstats", "--visdom-url", visdom_server.url)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "cmpstats" / "comparison.json").read_text())
+    rows = summary["variants"]
+    csv_rows = list(csv.DictReader(open(tmp_path / "cmpstats" / "comparison.csv")))
+    viz = visdom_server.client()
+    pane = json.loads(viz.get_window_data("cmp_summary", env="cmpstats"))["content"]
+    parser = _Cells()
+    parser.feed(pane)  # a text window's content is its HTML
+    (_, header), *table = parser.rows
+    assert header[2] == "final acc. ± 95% CI" and header[4] == "vs best (Holm p)"
+    assert [cells[1] for _, cells in table] == [r["variant"] for r in rows] == \
+        [r["variant"] for r in csv_rows]
+    for (style, cells), row, line in zip(table, rows, csv_rows):
+        finals = [run["final_acc"] for run in row["runs"]]
+        mean = sum(finals) / 3
+        sd = (sum((f - mean) ** 2 for f in finals) / 2) ** 0.5
+        half = 4.302652729749462 * sd / 3 ** 0.5  # t(0.975, 2): recomputed from the runs
+        assert row["final_acc"] == pytest.approx(mean)
+        assert row["final_acc_ci"] == pytest.approx([mean - half, mean + half])
+        assert float(line["final_acc_ci_low"]) == pytest.approx(mean - half)
+        assert cells[2] == f"{mean:.2f}% ± {half:.2f}"
+        assert cells[4].split(" ")[0] == row["verdict"] == line["verdict"]
+        if row["vs_best"] is not None:
+            assert float(line["p_holm"]) == pytest.approx(row["vs_best"]["p_holm"])
+            assert cells[4].endswith(f"({row['vs_best']['p_holm']:.2g})") or \
+                row["vs_best"]["p_holm"] < 0.001
+        assert ("#e6f4ea" in style) == (row["verdict"] in ("best", "tied"))
+        ttt = row["time_to_target"]
+        assert cells[5] == "not reached" if ttt["reached"] == 0 else \
+            cells[5].startswith(f"{ttt['epochs']:.3g} ep · {ttt['steps']:.0f} steps")
+        assert line["target_reached"] == f"{ttt['reached']}/3"
+    assert rows[0]["verdict"] == "best" and summary["target"] == 97.0
+    assert summary["statistics"]["alpha"] == 0.05

@@ -68,7 +68,7 @@ def compare(models, repeats, sequential, max_variants, **options):
         comparison.write_summary(rows)
         if board is not None:
             board.finish(rows, "interrupted" if stop.requested else "finished")
-    screen.ranking(rows)
+    screen.ranking(rows, comparison.target)
     if stop.requested:
         click.echo(f"vizlab: interrupted; partial results in {comparison.dir}", err=True)
         sys.exit(130)
@@ -79,4 +79,4 @@ def _dashboard(cfg, comparison, variants):
     from vizlab.run.training import open_dashboard
 
     url = open_dashboard(cfg, comparison.env)
-    return CompareBoard(url, comparison.env, variants, comparison.dir)
+    return CompareBoard(url, comparison.env, variants, comparison.dir, comparison.target)

@@ -16,7 +16,7 @@ from typing import Any
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.report import window_packets as P
 from vizlab.report.curves import StepCurve
-from vizlab.report.fmt import num, pm
+from vizlab.report.ranking_view import ranking_packet
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")
@@ -45,13 +45,17 @@ class CompareDashboard:
     closed_status = None  # set by the sink at close; the comparison has no run card to show it
 
     def __init__(self, variants: list[tuple[str, int]], activations: tuple[str, ...] = (),
-                 title: str = "comparison"):
-        """``variants``: (name, seed) for every run, in legend order."""
+                 title: str = "comparison", target: float | None = None,
+                 differences: dict | None = None):
+        """``variants``: (name, seed) for every run, in legend order; ``target``: the accuracy
+        whose time to reach is ranked; ``differences``: the data-shaping settings that differ
+        between the runs (a comparison of existing runs that is not controlled)."""
         self.names = list(dict.fromkeys(name for name, _ in variants))
         self.first_seed = {}
         for name, seed in variants:
             self.first_seed.setdefault(name, seed)
         self.activations, self.title = activations, title
+        self.target, self.differences = target, differences or {}
         self.curves = {name: StepCurve() for name in self.names}
         self.epochs: dict[tuple[str, int], dict[int, EpochEnd]] = {v: {} for v in variants}
         self.ended: dict[tuple[str, int], RunEnded] = {}
@@ -150,15 +154,7 @@ class CompareDashboard:
     def _summary(self):
         if not self.results:
             return None
-        rows = []
-        for r in self.results:
-            rows.append([r["rank"], r["variant"], pm(r["final_acc"], r["final_acc_spread"]),
-                         pm(r["best_acc"], r["best_acc_spread"]), num(r["test_loss"], 4),
-                         num(r["epoch_time"], 2), f"{r['params']:,}", r["repeats"], r["status"]])
-        body = P.html_table(rows, header=["#", "variant", "final acc.", "best acc.", "test loss",
-                                          "s / epoch", "params", "seeds", "status"])
-        return P.text_packet(f"{self.title}: ranking", body, width=620, height=80 + 24 * len(rows))
-
+        return ranking_packet(self.title, self.results, self.target, self.differences)
 
 
 @dataclass(frozen=True)
@@ -176,18 +172,19 @@ def activation_axis(variants) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.cfg.activation for v in variants))
 
 
-def board_for(variants, title: str) -> CompareDashboard:
+def board_for(variants, title: str, target: float | None = None) -> CompareDashboard:
     return CompareDashboard([(v.name, v.cfg.seed) for v in variants], activation_axis(variants),
-                            title)
+                            title, target)
 
 
 class CompareBoard:
     """The comparison's live dashboard: the Visdom sink drawing a CompareDashboard."""
 
-    def __init__(self, url: str, env: str, variants, comparison_dir):
+    def __init__(self, url: str, env: str, variants, comparison_dir, target: float | None = None):
         from vizlab.report.visdom_sink import VisdomSink
 
-        self.sink = VisdomSink(url, env, board=board_for(variants, Path(comparison_dir).name))
+        self.sink = VisdomSink(url, env, board=board_for(variants, Path(comparison_dir).name,
+                                                         target))
 
     def handle_variant(self, name: str, seed: int, event: Event) -> None:
         self.sink.handle(VariantEvent(name, seed, event))
@@ -214,15 +211,23 @@ def replay_comparison(comparison_dir, url=None, env=None):
         members = data["members"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VizlabError(f"cannot read {directory / COMPARISON_JSON}: {exc}") from None
-    target = vc.parse_url(url or default_visdom_url())
-    board = CompareDashboard([(m["variant"], m["seed"]) for m in members],
-                             tuple(data.get("activations", ())), directory.name)
-    count = 0
-    for m in members:
-        for event in read_events(directory / m["run_dir"]):
-            board.apply(VariantEvent(m["variant"], m["seed"], event))
-            count += 1
-    if data.get("variants"):
-        board.finish(data["variants"])
+    server = vc.parse_url(url or default_visdom_url())
+    accuracy = data.get("target")
+    accuracy = float(accuracy) if isinstance(accuracy, (int, float)) else None
+    differences = data.get("differences") if isinstance(data.get("differences"), dict) else {}
+    try:
+        board = CompareDashboard([(str(m["variant"]), int(m["seed"])) for m in members],
+                                 tuple(map(str, data.get("activations", ()))), directory.name,
+                                 accuracy, differences)
+        count = 0
+        for m in members:
+            for event in read_events(directory / str(m["run_dir"])):
+                board.apply(VariantEvent(str(m["variant"]), int(m["seed"]), event))
+                count += 1
+        if data.get("variants"):
+            board.finish(list(data["variants"]))
+            board.pane("cmp_summary")  # a malformed ranking fails here, not in the drawing
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise VizlabError(f"cannot replay {directory}: {type(exc).__name__}: {exc}") from None
     env = env or data.get("env") or directory.name
-    return ReplayResult(env, target.url, count, draw_board(board, target, env))
+    return ReplayResult(env, server.url, count, draw_board(board, server, env))
