@@ -195,3 +195,25 @@ def test_files_and_dashboard_ranking_agree(capsys, data_dir, tmp_path, visdom_se
         assert line["target_reached"] == f"{ttt['reached']}/3"
     assert rows[0]["verdict"] == "best" and summary["target"] == 97.0
     assert summary["statistics"]["alpha"] == 0.05
+
+
+def test_activation_pane_shows_the_gradient_training_uses():
+    from vizlab.report.activation_pane import activation_packet
+
+    packet = activation_packet(["binary", "prelu", "mish"], ["#000", "#111"])
+    names = [t["name"] for t in packet["data"]]
+    assert names == ["binary", "binary' (straight-through)", "prelu (slope 0.25 at start)",
+                     "prelu'", "mish", "mish'"]
+    step, grad = packet["data"][0], packet["data"][1]
+    xs = step["x"]
+
+    def at(x):  # the grid index nearest to x
+        return min(range(len(xs)), key=lambda k: abs(xs[k] - x))
+
+    assert (step["y"][at(-2.0)], step["y"][at(-0.1)], step["y"][at(0.1)], step["y"][at(2.0)]) == \
+        (0.0, 0.0, 1.0, 1.0)
+    # The straight-through gradient, not the step's zero derivative: 1 on [-1, 1], else 0.
+    assert (grad["y"][at(-2.0)], grad["y"][at(-0.5)], grad["y"][at(0.5)], grad["y"][at(2.0)]) == \
+        (0.0, 1.0, 1.0, 0.0)
+    prelu = packet["data"][2]
+    assert prelu["y"][at(-2.0)] == pytest.approx(-0.5)

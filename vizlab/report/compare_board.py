@@ -135,21 +135,9 @@ class CompareDashboard:
     def _activations(self):
         if not self.activations:
             return None
-        import torch
+        from vizlab.report.activation_pane import activation_packet
 
-        from vizlab.models.activations import activation_curve
-
-        xs = torch.linspace(-5, 5, 201)
-        traces = []
-        for i, name in enumerate(self.activations):
-            ys, dys = activation_curve(name, xs)
-            color = COLORS[i % len(COLORS)]
-            traces.append(P.trace(xs.tolist(), ys.tolist(), name, color))
-            traces.append({**P.trace(xs.tolist(), dys.tolist(), f"{name}'", color, width=1.5),
-                           "line": {"color": color, "width": 1.5, "dash": "dot"}})
-        return P.plot_packet("activations (solid) and derivatives (dotted)", "x", "f(x), f'(x)",
-                             traces, width=520, height=400, yaxis={"title": "f(x), f'(x)",
-                                                                   "range": [-2, 5]})
+        return activation_packet(self.activations, COLORS)
 
     def _summary(self):
         if not self.results:
