@@ -217,3 +217,41 @@ def test_activation_pane_shows_the_gradient_training_uses():
         (0.0, 1.0, 1.0, 0.0)
     prelu = packet["data"][2]
     assert prelu["y"][at(-2.0)] == pytest.approx(-0.5)
+
+
+def test_time_to_target_in_files_and_ranking(capsys, data_dir, tmp_path):
+    code, out, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,sigmoid",
+                            "--data-dir", data_dir, "--epochs", "3", "--batch-size", "32",
+                            "--no-visdom", "--progress", "plain", "--runs-dir", str(tmp_path),
+                            "--name", "cmpt", "--target", "60", "--repeats", "2")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "cmpt" / "comparison.json").read_text())
+    assert summary["target"] == 60.0
+    lines = {r["variant"]: r for r in csv.DictReader(open(tmp_path / "cmpt" / "comparison.csv"))}
+    for row in summary["variants"]:
+        reached = []
+        for run in row["runs"]:  # recomputed from the per-epoch numbers the file keeps
+            seconds, expected = 0.0, None
+            for e in run["epochs"]:
+                seconds += e["time"]
+                if e["test_acc"] >= 60.0:
+                    expected = {"epoch": e["epoch"], "step": e["step"], "seconds": seconds}
+                    break
+            assert run["time_to_target"] == (pytest.approx(expected) if expected else None)
+            reached.append(expected)
+        ttt, hit = row["time_to_target"], [r for r in reached if r]
+        assert (ttt["reached"], ttt["of"]) == (len(hit), 2)
+        assert lines[row["variant"]]["target_reached"] == f"{len(hit)}/2"
+        if hit:
+            assert ttt["steps"] == pytest.approx(sum(r["step"] for r in hit) / len(hit))
+            assert float(lines[row["variant"]]["target_epochs"]) == pytest.approx(ttt["epochs"])
+    assert "to 60% " in out
+
+
+@pytest.mark.parametrize("value", ["0", "100.5", "-3"])
+def test_bad_target_is_one_line(capsys, data_dir, tmp_path, value):
+    code, _, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,tanh", "--target",
+                          value, "--data-dir", data_dir, "--no-visdom",
+                          "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and err.count("\n") == 1 and "--target" in err, err
+    assert not (tmp_path / "runs").exists()
