@@ -14,6 +14,7 @@ from idxdata import write_idx_dataset
 from vizlab.compare.comparison import Comparison
 from vizlab.compare.variants import expand, parse_axes
 from vizlab.errors import VizlabError
+from vizlab.events import EpochEnd, TrainSteps
 from vizlab.run.engine import StopFlag
 
 
@@ -159,7 +160,7 @@ class _Cells(HTMLParser):
 
 def test_files_and_dashboard_ranking_agree(capsys, data_dir, tmp_path, visdom_server):
     code, out, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,sigmoid,tanh",
-                            "--data-dir", data_dir, "--epochs", "1", "--batch-size", "32",
+                            "--data-dir", data_dir, "--epochs", "2", "--batch-size", "32",
                             "--repeats", "3", "--progress", "plain", "--runs-dir", str(tmp_path),
                             "--name", "cmpstats", "--visdom-url", visdom_server.url)
     assert code == 0, err
@@ -195,6 +196,29 @@ def test_files_and_dashboard_ranking_agree(capsys, data_dir, tmp_path, visdom_se
         assert line["target_reached"] == f"{ttt['reached']}/3"
     assert rows[0]["verdict"] == "best" and summary["target"] == 97.0
     assert summary["statistics"]["alpha"] == 0.05
+
+    # Bands: per variant a shaded 95% band, its three seeds faint, and the mean on top.
+    acc = json.loads(viz.get_window_data("cmp_test_acc", env="cmpstats"))["content"]["data"]
+    for row in rows:
+        mine = [t for t in acc if t.get("legendgroup") == row["variant"]]
+        band, *seeds, mean = mine
+        assert band["fill"] == "toself" and band["mode"] == "none"
+        assert band["fillcolor"].startswith("rgba(")
+        assert [t["name"] for t in seeds] == [f"{row['variant']} seed {s}" for s in (0, 1, 2)]
+        assert all(t["line"]["color"].startswith("rgba(") for t in seeds)
+        assert mean["name"] == row["variant"] and mean["x"] == [1, 2]
+        for i in range(2):  # epochs 1 and 2
+            values = [run["epochs"][i]["test_acc"] for run in row["runs"]]
+            m = sum(values) / 3
+            half = 4.302652729749462 * (sum((v - m) ** 2 for v in values) / 2) ** 0.5 / 3 ** 0.5
+            assert mean["y"][i] == pytest.approx(m)
+            assert [seed["y"][i] for seed in seeds] == pytest.approx(values)
+            # The polygon runs along the upper edge, then back along the lower one.
+            assert band["y"][i] == pytest.approx(m + half)
+            assert band["y"][3 - i] == pytest.approx(m - half)
+    loss = json.loads(viz.get_window_data("cmp_train_loss", env="cmpstats"))["content"]["data"]
+    assert sum(1 for t in loss if t.get("fill") == "toself") == 3
+    assert [t["name"] for t in loss if t.get("showlegend", True)] == ["relu", "sigmoid", "tanh"]
 
 
 def test_activation_pane_shows_the_gradient_training_uses():
@@ -255,3 +279,27 @@ def test_bad_target_is_one_line(capsys, data_dir, tmp_path, value):
                           "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and err.count("\n") == 1 and "--target" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_bands_grow_live_as_seeds_finish_epochs():
+    from vizlab.report.compare_board import CompareDashboard, VariantEvent
+
+    board = CompareDashboard([("relu", 0), ("relu", 1), ("tanh", 0), ("tanh", 1)])
+
+    def end(epoch, acc):
+        return EpochEnd(epoch=epoch, step=10 * epoch, train_loss=0.1, test_loss=0.2,
+                        test_acc=acc, per_class_acc=(), confusion=(), epoch_time=1.0,
+                        samples_per_s=1.0, lr=0.1, best_acc=acc, is_best=True)
+
+    assert board.apply(VariantEvent("relu", 0, end(1, 90.0))) == {"cmp_test_acc", "cmp_test_loss"}
+    traces = board.pane("cmp_test_acc").packet["data"]
+    assert [t["name"] for t in traces] == ["relu seed 0", "relu"]  # one seed so far: no band
+    board.apply(VariantEvent("relu", 1, end(1, 94.0)))
+    band, *_, mean = board.pane("cmp_test_acc").packet["data"]
+    assert mean["y"] == [92.0] and band["fill"] == "toself"
+    half = 12.706204736174694 * 2.0  # t(0.975, 1) * sd / sqrt(2), sd = 2 * sqrt(2)
+    assert band["y"] == pytest.approx([92.0 + half, 92.0 - half])
+    board.apply(VariantEvent("relu", 0, TrainSteps(epoch=1, step=1, losses=(2.0, 1.0),
+                                                   lrs=(0.1, 0.1))))
+    assert [t["name"] for t in board.pane("cmp_train_loss").packet["data"]] == ["relu seed 0",
+                                                                                "relu"]

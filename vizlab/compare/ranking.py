@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vizlab.compare.statistics import LEVEL, holm, mean_interval, paired_t
 from vizlab.compare.target import summarize_times, time_to_target
+from vizlab.stats import LEVEL, holm, mean_interval, paired_t
 
 ALPHA = 0.05
 METHOD = {

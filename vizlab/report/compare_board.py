@@ -3,18 +3,19 @@
 ``CompareDashboard`` is a pure function of the (variant, seed, event) stream, like the run
 dashboard, so the live board and `vizlab replay COMPARISON_DIR` draw the same windows. Curves are
 replaced whole at each flush (at most 2,000 points a trace), so a redraw never duplicates a point.
-With repeats, the epoch curves are means over the seeds and the step curves show the first seed.
+With repeats, every curve is the variant's mean over its seeds with a shaded 95% band, the seeds
+drawn faint behind it (vizlab.report.bands), live as the seeds train.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.report import window_packets as P
+from vizlab.report.bands import seed_traces
 from vizlab.report.curves import StepCurve
 from vizlab.report.ranking_view import ranking_packet
 
@@ -51,12 +52,12 @@ class CompareDashboard:
         whose time to reach is ranked; ``differences``: the data-shaping settings that differ
         between the runs (a comparison of existing runs that is not controlled)."""
         self.names = list(dict.fromkeys(name for name, _ in variants))
-        self.first_seed = {}
+        self.seeds: dict[str, list[int]] = {}
         for name, seed in variants:
-            self.first_seed.setdefault(name, seed)
+            self.seeds.setdefault(name, []).append(seed)
         self.activations, self.title = activations, title
         self.target, self.differences = target, differences or {}
-        self.curves = {name: StepCurve() for name in self.names}
+        self.curves = {(name, seed): StepCurve() for name, seed in variants}
         self.epochs: dict[tuple[str, int], dict[int, EpochEnd]] = {v: {} for v in variants}
         self.ended: dict[tuple[str, int], RunEnded] = {}
         self.results: list[dict[str, Any]] | None = None
@@ -66,8 +67,8 @@ class CompareDashboard:
             return self.finish(list(item.rows))
         e, key = item.event, (item.variant, item.seed)
         if isinstance(e, TrainSteps):
-            if item.seed == self.first_seed.get(item.variant) and \
-                    self.curves[item.variant].set_steps(e.step, e.losses, e.lrs):
+            curve = self.curves.get(key)
+            if curve is not None and curve.set_steps(e.step, e.losses, e.lrs):
                 return {"cmp_train_loss"}
             return set()
         if isinstance(e, EpochEnd):
@@ -97,30 +98,29 @@ class CompareDashboard:
     def _train_loss(self):
         traces = []
         for name in self.names:
-            pts = self.curves[name].points()
-            if len(pts):
-                traces.append(P.trace(pts.x, pts.smooth, name, self._color(name)))
+            series = {}
+            for seed in self.seeds[name]:
+                pts = self.curves[(name, seed)].points()
+                if len(pts):
+                    series[seed] = dict(zip(pts.x, pts.smooth))
+            if series:
+                traces += seed_traces(name, self._color(name), series, complete_only=True,
+                                      show_seeds=len(self.seeds[name]) > 1)
         if not traces:
             return None
         return P.plot_packet(f"{self.title}: train loss (smoothed)", "step",
                              "loss (cross-entropy)", traces, width=620, height=400)
 
-    def _epoch_means(self, name: str, field: str) -> tuple[list[int], list[float]]:
-        """Per epoch, the mean over the seeds that have finished it."""
-        per_epoch: dict[int, list[float]] = {}
-        for (variant, _), epochs in self.epochs.items():
-            if variant == name:
-                for epoch, end in epochs.items():
-                    per_epoch.setdefault(epoch, []).append(getattr(end, field))
-        xs = sorted(per_epoch)
-        return xs, [statistics.mean(per_epoch[x]) for x in xs]
-
     def _epoch_plot(self, field: str, title: str, ylabel: str):
         traces = []
-        for name in self.names:
-            xs, ys = self._epoch_means(name, field)
-            if xs:
-                traces.append(P.trace(xs, ys, name, self._color(name), markers=True))
+        for name in self.names:  # per seed, the epochs it has finished
+            series = {seed: {epoch: getattr(end, field)
+                             for epoch, end in sorted(self.epochs.get((name, seed), {}).items())}
+                      for seed in self.seeds[name]}
+            series = {seed: pts for seed, pts in series.items() if pts}
+            if series:
+                traces += seed_traces(name, self._color(name), series, markers=True,
+                                      show_seeds=len(self.seeds[name]) > 1)
         if not traces:
             return None
         return P.plot_packet(f"{self.title}: {title}", "epoch", ylabel, traces, width=520,

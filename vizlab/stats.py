@@ -11,7 +11,8 @@
 
 The t distribution comes from the regularized incomplete beta function (a continued fraction,
 Numerical Recipes' ``betacf``); its quantile from bisection on the distribution function. No scipy:
-a comparison must not pull in a heavy dependency for a few formulas.
+a comparison must not pull in a heavy dependency for a few formulas. A leaf module (it imports
+nothing of vizlab), shared by the ranking (vizlab.compare.ranking) and the dashboard's bands.
 """
 
 from __future__ import annotations

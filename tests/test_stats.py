@@ -1,4 +1,4 @@
-"""vizlab.compare.statistics against values computed independently.
+"""vizlab.stats against values computed independently.
 
 Reference numbers: closed forms where the t distribution has one (df = 1 is the Cauchy
 distribution, df = 2 has F(t) = 1/2 + t / (2 sqrt(2 + t^2))), published table quantiles, and
@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from vizlab.compare.statistics import (
+from vizlab.stats import (
     betainc,
     holm,
     mean_interval,
