@@ -168,11 +168,10 @@ def board_for(variants, title: str, target: float | None = None) -> CompareDashb
 class CompareBoard:
     """The comparison's live dashboard: the Visdom sink drawing a CompareDashboard."""
 
-    def __init__(self, url: str, env: str, variants, comparison_dir, target: float | None = None):
+    def __init__(self, url: str, env: str, board: CompareDashboard):
         from vizlab.report.visdom_sink import VisdomSink
 
-        self.sink = VisdomSink(url, env, board=board_for(variants, Path(comparison_dir).name,
-                                                         target))
+        self.sink = VisdomSink(url, env, board=board)
 
     def handle_variant(self, name: str, seed: int, event: Event) -> None:
         self.sink.handle(VariantEvent(name, seed, event))

@@ -119,7 +119,7 @@ def notes(rows: Sequence[dict[str, Any]], differences: dict[str, Any] | None = N
         elif tied:
             out.append(f"{tied[0]} is ahead of every other variant at α = {ALPHA:g}.")
     else:
-        out.append("One seed per variant: no interval, no test (use --repeats 3 or more).")
+        out.append("One seed per variant: no interval, no test (train with --repeats 3 or more).")
     if differences:
         listed = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in differences.items())
         out.append(f"NOT CONTROLLED: the runs differ in data shaping ({listed}).")
