@@ -125,6 +125,7 @@ def test_overlaid_dashboard_on_a_real_server_and_its_replay(capsys, data_dir, tm
     assert [t["name"] for t in curves] == ["relu", "relu'", "tanh", "tanh'"]
     ranking = window("cmp_summary")
     assert "relu" in json.dumps(ranking) and "tanh" in json.dumps(ranking)
+    assert not viz.win_exists("cmp_parcoords", env="cmpviz")  # one axis: no parallel coordinates
 
     code, out, err = vizlab(capsys, "replay", str(tmp_path / "cmpviz"), "--env", "cmpviz-again",
                             "--visdom-url", visdom_server.url)
@@ -213,9 +214,9 @@ def test_files_and_dashboard_ranking_agree(capsys, data_dir, tmp_path, visdom_se
             half = 4.302652729749462 * (sum((v - m) ** 2 for v in values) / 2) ** 0.5 / 3 ** 0.5
             assert mean["y"][i] == pytest.approx(m)
             assert [seed["y"][i] for seed in seeds] == pytest.approx(values)
-            # The polygon runs along the upper edge, then back along the lower one.
-            assert band["y"][i] == pytest.approx(m + half)
-            assert band["y"][3 - i] == pytest.approx(m - half)
+            # The polygon runs along the upper edge, then back along the lower one (within 0-100).
+            assert band["y"][i] == pytest.approx(min(100.0, m + half))
+            assert band["y"][3 - i] == pytest.approx(max(0.0, m - half))
     loss = json.loads(viz.get_window_data("cmp_train_loss", env="cmpstats"))["content"]["data"]
     assert sum(1 for t in loss if t.get("fill") == "toself") == 3
     assert [t["name"] for t in loss if t.get("showlegend", True)] == ["relu", "sigmoid", "tanh"]
@@ -298,8 +299,47 @@ def test_bands_grow_live_as_seeds_finish_epochs():
     band, *_, mean = board.pane("cmp_test_acc").packet["data"]
     assert mean["y"] == [92.0] and band["fill"] == "toself"
     half = 12.706204736174694 * 2.0  # t(0.975, 1) * sd / sqrt(2), sd = 2 * sqrt(2)
-    assert band["y"] == pytest.approx([92.0 + half, 92.0 - half])
+    assert band["y"] == pytest.approx([100.0, 92.0 - half])  # an accuracy band stops at 100
     board.apply(VariantEvent("relu", 0, TrainSteps(epoch=1, step=1, losses=(2.0, 1.0),
                                                    lrs=(0.1, 0.1))))
     assert [t["name"] for t in board.pane("cmp_train_loss").packet["data"]] == ["relu seed 0",
                                                                                 "relu"]
+
+
+def test_parcoords_packet_categories_log_scale_and_not_reached():
+    from vizlab.report.parcoords import parcoords_packet
+
+    def row(act, lr, acc, seconds):
+        return {"variant": f"{act} {lr}", "axes": {"activation": act, "lr": lr}, "final_acc": acc,
+                "time_to_target": {"seconds": seconds}}
+
+    rows = [row("relu", 0.1, 97.5, 3.0), row("tanh", 0.1, 96.0, None),
+            row("relu", 0.001, 95.0, 8.0), row("tanh", 0.001, 94.0, None)]
+    (trace,) = parcoords_packet("g", rows, 97.0)["data"]
+    act, lr, acc, ttt = trace["dimensions"]
+    assert trace["type"] == "parcoords" and trace["line"]["color"] == [97.5, 96.0, 95.0, 94.0]
+    assert act["label"] == "activation" and act["values"] == [0, 1, 0, 1]
+    assert act["ticktext"] == ["relu", "tanh"]
+    assert lr["values"] == pytest.approx([-1, -1, -3, -3]) and lr["ticktext"] == ["0.001", "0.1"]
+    assert acc["values"] == [97.5, 96.0, 95.0, 94.0]
+    assert ttt["label"] == "s to 97%" and ttt["values"] == [3.0, 10.0, 8.0, 10.0]
+    assert ttt["ticktext"][-1] == "not reached" and ttt["tickvals"][-1] == 10.0
+    assert parcoords_packet("g", [{**r, "axes": {"lr": r["axes"]["lr"]}} for r in rows],
+                            97.0) is None  # one axis: no pane
+
+
+def test_grid_of_two_axes_gets_a_parcoords_pane(capsys, data_dir, tmp_path, visdom_server):
+    code, out, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,tanh", "--lr",
+                            "0.01,0.001", "--data-dir", data_dir, "--epochs", "1",
+                            "--batch-size", "32", "--progress", "off", "--runs-dir",
+                            str(tmp_path), "--name", "grid2", "--visdom-url", visdom_server.url)
+    assert code == 0, err
+    rows = json.loads((tmp_path / "grid2" / "comparison.json").read_text())["variants"]
+    viz = visdom_server.client()
+    (trace,) = json.loads(viz.get_window_data("cmp_parcoords", env="grid2"))["content"]["data"]
+    labels = [d["label"] for d in trace["dimensions"]]
+    assert labels == ["activation", "lr", "final acc. (%)", "s to 97%"]
+    assert trace["dimensions"][2]["values"] == pytest.approx([r["final_acc"] for r in rows])
+    acts = trace["dimensions"][0]
+    assert [acts["ticktext"][v] for v in acts["values"]] == [r["axes"]["activation"]
+                                                             for r in rows]

@@ -36,13 +36,15 @@ def _mean_band(values: list[float]) -> tuple[float, float | None]:
 
 def seed_traces(name: str, color: str, series: Mapping[int, Mapping[float, float | None]],
                 *, markers: bool = False, complete_only: bool = False,
-                show_seeds: bool | None = None) -> list[dict]:
+                show_seeds: bool | None = None,
+                clip: tuple[float | None, float | None] = (None, None)) -> list[dict]:
     """The traces of one variant over its seeds, back to front: band(s), seeds, mean.
 
     ``series`` maps seed -> {x: y}. With ``complete_only`` the mean and band use only the x that
     every seed has (step curves, where one seed may be a few steps ahead); otherwise each x uses
     the seeds that have it (epoch curves: the mean over the seeds that finished that epoch).
-    ``show_seeds`` (default: when there are several) draws each seed faint.
+    ``show_seeds`` (default: when there are several) draws each seed faint. ``clip`` bounds the
+    band to what the quantity can be (an accuracy stays within 0-100 however few the seeds).
     """
     finite = {s: {x: y for x, y in pts.items() if y is not None and math.isfinite(y)}
               for s, pts in series.items()}
@@ -55,8 +57,11 @@ def seed_traces(name: str, color: str, series: Mapping[int, Mapping[float, float
         means.append(mean)
         halves.append(half)
     traces = []
+    lo_clip, hi_clip = clip
     for segment in _segments(xs, means, halves):  # a polygon per run of x with a band
         sx, low, high = segment
+        low = [v if lo_clip is None else max(v, lo_clip) for v in low]
+        high = [v if hi_clip is None else min(v, hi_clip) for v in high]
         traces.append({"x": sx + sx[::-1], "y": P.finite(high + low[::-1]),
                        "name": f"{name} 95% band", "type": "scatter", "mode": "none",
                        "fill": "toself", "fillcolor": rgba(color, BAND_ALPHA),

@@ -17,12 +17,14 @@ from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.report import window_packets as P
 from vizlab.report.bands import seed_traces
 from vizlab.report.curves import StepCurve
+from vizlab.report.parcoords import parcoords_packet
 from vizlab.report.ranking_view import ranking_packet
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")
-WINDOWS = ("cmp_train_loss", "cmp_test_acc", "cmp_test_loss", "cmp_activations", "cmp_summary")
-HEAVY = ("cmp_activations", "cmp_summary")
+WINDOWS = ("cmp_train_loss", "cmp_test_acc", "cmp_test_loss", "cmp_activations", "cmp_summary",
+           "cmp_parcoords")
+HEAVY = ("cmp_activations", "cmp_summary", "cmp_parcoords")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class CompareDashboard:
 
     def finish(self, results: list[dict[str, Any]]) -> set[str]:
         self.results = results
-        return {"cmp_summary"}
+        return {"cmp_summary", "cmp_parcoords"}
 
     def panes(self) -> list[P.Pane]:
         return [p for p in (self.pane(w) for w in WINDOWS) if p is not None]
@@ -105,13 +107,13 @@ class CompareDashboard:
                     series[seed] = dict(zip(pts.x, pts.smooth))
             if series:
                 traces += seed_traces(name, self._color(name), series, complete_only=True,
-                                      show_seeds=len(self.seeds[name]) > 1)
+                                      show_seeds=len(self.seeds[name]) > 1, clip=(0.0, None))
         if not traces:
             return None
         return P.plot_packet(f"{self.title}: train loss (smoothed)", "step",
                              "loss (cross-entropy)", traces, width=620, height=400)
 
-    def _epoch_plot(self, field: str, title: str, ylabel: str):
+    def _epoch_plot(self, field: str, title: str, ylabel: str, clip=(0.0, None)):
         traces = []
         for name in self.names:  # per seed, the epochs it has finished
             series = {seed: {epoch: getattr(end, field)
@@ -120,14 +122,14 @@ class CompareDashboard:
             series = {seed: pts for seed, pts in series.items() if pts}
             if series:
                 traces += seed_traces(name, self._color(name), series, markers=True,
-                                      show_seeds=len(self.seeds[name]) > 1)
+                                      show_seeds=len(self.seeds[name]) > 1, clip=clip)
         if not traces:
             return None
         return P.plot_packet(f"{self.title}: {title}", "epoch", ylabel, traces, width=520,
                              height=400, xaxis={"title": "epoch", "dtick": 1})
 
     def _test_acc(self):
-        return self._epoch_plot("test_acc", "test accuracy", "accuracy (%)")
+        return self._epoch_plot("test_acc", "test accuracy", "accuracy (%)", clip=(0.0, 100.0))
 
     def _test_loss(self):
         return self._epoch_plot("test_loss", "test loss (mean per sample)", "loss")
@@ -143,6 +145,12 @@ class CompareDashboard:
         if not self.results:
             return None
         return ranking_packet(self.title, self.results, self.target, self.differences)
+
+    def _parcoords(self):
+        """Grids of two or more axes: every variant as one line across them."""
+        if not self.results:
+            return None
+        return parcoords_packet(self.title, self.results, self.target)
 
 
 @dataclass(frozen=True)
