@@ -41,12 +41,14 @@ def _axis_dimension(label: str, values: list[Any]) -> dict[str, Any]:
 def _target_dimension(rows: Sequence[dict[str, Any]], target: float | None) -> dict[str, Any]:
     seconds = [(r.get("time_to_target") or {}).get("seconds") for r in rows]
     reached = [s for s in seconds if s is not None]
-    top = max(reached, default=1.0)
+    top = max(reached, default=0.0) or 1.0
     missing = top * 1.25 if reached else 1.0
-    ticks = [top * i / 4 for i in range(5)] if reached else []
+    # Few ticks with distinct labels: Plotly's parcoords misplaces repeated ones.
+    ticks = [0.0, top / 2, top] if reached else []
+    texts = [f"{t:.3g}" for t in ticks]
     label = f"s to {target:g}%" if target is not None else "s to target"
     dim = {"label": label, "values": [missing if s is None else s for s in seconds],
-           "tickvals": ticks, "ticktext": [f"{t:.1f}" for t in ticks],
+           "tickvals": ticks, "ticktext": texts,
            "range": [0, missing if len(reached) < len(seconds) else top]}
     if len(reached) < len(seconds):
         dim["tickvals"] = ticks + [missing]
