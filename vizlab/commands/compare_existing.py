@@ -34,15 +34,6 @@ class _Stop:
     requested = False
 
 
-@dataclass
-class _Record:
-    """What one member's log has said so far."""
-
-    epochs: list
-    ended: object = None
-    params: int = 0
-
-
 def check_options(options: dict, repeats: int, sequential: bool) -> None:
     extra = [k for k, v in options.items()
              if k not in VIEW_OPTIONS and v not in (None, False)]
@@ -60,11 +51,9 @@ def compare_existing(refs: tuple[str, ...], options: dict, target: float | None,
                      stale_after: float) -> None:
     from vizlab.commands.run import edge_options
     from vizlab.compare import existing
-    from vizlab.compare.ranking import METHOD, RunRecord, VariantRuns, rank
     from vizlab.compare.summary_files import write_files
     from vizlab.compare.target import default_target
     from vizlab.config import PROGRESS
-    from vizlab.events import EpochEnd, RunEnded, RunStarted
     from vizlab.report.compare_board import CompareBoard, CompareDashboard, VariantEvent
     from vizlab.report.compare_console import CompareConsole
     from vizlab.report.follow import LogTail, follow
@@ -96,28 +85,15 @@ def compare_existing(refs: tuple[str, ...], options: dict, target: float | None,
     screen = CompareConsole(list(labels.values()), epochs, view.get("progress", "plain"))
     board = CompareDashboard([(m.variant, m.seed) for m in members], existing.activations(members),
                              name, target, differences)
-    records = {m: _Record([]) for m in members}
-    manifest = {
-        "started": datetime.now().astimezone().isoformat(timespec="seconds"), "wall_time": None,
-        "env": env, "axes": sorted({k for m in members for k in m.axes}), "sequential": False,
-        "target": target, "statistics": METHOD, "controlled": not differences,
-        "differences": differences, "existing_runs": True,
-        "activations": list(existing.activations(members)),
-        "members": [{"variant": m.variant, "seed": m.seed, "run_dir": str(m.run_dir.resolve()),
-                     "axes": m.axes} for m in members]}
+    records = {m: existing.Record() for m in members}
+    manifest = existing.manifest(members, env, target, differences)
     write_files(directory, manifest, [])  # the manifest replay needs, even if this is killed
 
     def take(member, events, sink=None) -> None:
         """Fold a member's events into its record, the terminal, and the board (directly, or
         through the live sink once it exists)."""
-        record = records[member]
         for event in events:
-            if isinstance(event, EpochEnd):
-                record.epochs.append(event)
-            elif isinstance(event, RunEnded):
-                record.ended = event
-            elif isinstance(event, RunStarted):
-                record.params = event.params if isinstance(event.params, int) else 0
+            records[member].take(event)
             screen.handle(labels[member], event)
             item = VariantEvent(member.variant, member.seed, event)
             if sink is not None:
@@ -162,11 +138,7 @@ def compare_existing(refs: tuple[str, ...], options: dict, target: float | None,
         for m in stale:
             say(f"{m.run_dir}: no end in its log and no write for {stale_after:g} s "
                 f"(killed, or paused): counted as unfinished", markup=False, highlight=False)
-        rows = rank([VariantRuns(v, next(m.axes for m in members if m.variant == v), tuple(
-            RunRecord(m.seed, str(m.run_dir), records[m].ended.status if records[m].ended
-                      else "unfinished", tuple(records[m].epochs), records[m].params)
-            for m in members if m.variant == v))
-            for v in dict.fromkeys(m.variant for m in members)], target)
+        rows = existing.results(members, records, target)
         write_files(directory, manifest, rows)
         if live is not None:
             live.finish(rows, "interrupted" if stop.requested else "finished")

@@ -2,8 +2,8 @@
 
 Each argument is a run dir or a comparison dir (its variants come along, seeds and all), given as
 a path or as a name under the runs dir. Nothing is trained. The runs' configs say whether the
-comparison is controlled: runs that differ in what data they saw (dataset, limits, validation
-split, epochs) or in their seeds cannot be compared fairly, so those settings are listed and the
+comparison is controlled: runs that differ in what data they saw (dataset, data dir, limits,
+validation split, epochs) or in their seeds cannot be compared fairly, so those settings are listed and the
 comparison is marked as not controlled. Options that differ and may be axes of a training
 comparison (activation, lr, ...) become the comparison's axes.
 
@@ -14,16 +14,18 @@ Run dirs are read through vizlab.report.replay.read_config and vizlab.report.run
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vizlab.compare.summary_files import COMPARISON_JSON
 from vizlab.compare.variants import AXES
 from vizlab.errors import VizlabError
+from vizlab.events import EpochEnd, Event, RunEnded, RunStarted
 
-# What decides which data a run saw (and so must match for a fair comparison).
-DATA_SHAPING = ("dataset", "limit_train", "limit_test", "val_split", "epochs")
+# What decides which data a run saw (and so must match for a fair comparison). Two data dirs
+# may hold the same files, but they may not: a differing one is listed too.
+DATA_SHAPING = ("dataset", "data_dir", "limit_train", "limit_test", "val_split", "epochs")
 RUN_FILES = ("config.json", "events.jsonl")
 MAX_MEMBERS = 256
 
@@ -163,6 +165,53 @@ def activations(members: list[Member]) -> tuple[str, ...]:
         return ()
     return tuple(dict.fromkeys(m.config["activation"] for m in members
                                if m.config.get("activation") in ACTIVATIONS))
+
+
+@dataclass
+class Record:
+    """What one member's log has said so far."""
+
+    epochs: list = field(default_factory=list)
+    ended: RunEnded | None = None
+    params: int = 0
+
+    def take(self, event: Event) -> None:
+        if isinstance(event, EpochEnd):
+            self.epochs.append(event)
+        elif isinstance(event, RunEnded):
+            self.ended = event
+        elif isinstance(event, RunStarted) and isinstance(event.params, int):
+            self.params = event.params
+
+
+def manifest(members: list[Member], env: str, target: float,
+             found: dict[str, list[Any]]) -> dict[str, Any]:
+    """comparison.json without its rows: what `vizlab replay` and `vizlab runs` read."""
+    from datetime import datetime
+
+    from vizlab.compare.ranking import METHOD
+
+    return {"started": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "wall_time": None, "env": env, "axes": sorted({k for m in members for k in m.axes}),
+            "sequential": False, "target": target, "statistics": METHOD,
+            "controlled": not found, "differences": found, "existing_runs": True,
+            "activations": list(activations(members)),
+            "members": [{"variant": m.variant, "seed": m.seed,
+                         "run_dir": str(m.run_dir.resolve()), "axes": m.axes} for m in members]}
+
+
+def results(members: list[Member], records: dict[Member, Record], target: float) -> list[dict]:
+    """The ranking rows (vizlab.compare.ranking.rank) of what the logs said."""
+    from vizlab.compare.ranking import RunRecord, VariantRuns, rank
+
+    variants = []
+    for name in dict.fromkeys(m.variant for m in members):
+        mine = [m for m in members if m.variant == name]
+        variants.append(VariantRuns(name, mine[0].axes, tuple(
+            RunRecord(m.seed, str(m.run_dir),
+                      records[m].ended.status if records[m].ended else "unfinished",
+                      tuple(records[m].epochs), records[m].params) for m in mine)))
+    return rank(variants, target)
 
 
 def default_dataset(members: list[Member]) -> str:
