@@ -4,6 +4,9 @@ method, and every variant's row with its runs' numbers) and comparison.csv (one 
 from __future__ import annotations
 
 import csv
+import io
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,17 +40,24 @@ def csv_columns(axes: Sequence[str]) -> list[str]:
     return [*CSV_COLUMNS[:2], *axes, *CSV_COLUMNS[2:]]
 
 
-def write_files(directory: Path, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """Write comparison.json (``manifest`` plus ``variants``) and comparison.csv atomically
-    enough: the JSON by rename; the CSV is rewritten whole."""
-    from vizlab.run.rundir import write_json_atomic
-
+def render_files(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The two files' bytes by name: comparison.json (``manifest`` plus ``variants``: the rows)
+    and comparison.csv. Whoever owns the directory writes them (atomically)."""
     axes = list(manifest.get("axes", ()))
-    write_json_atomic(Path(directory) / COMPARISON_JSON, {**manifest, "variants": rows})
     columns = csv_columns(axes)
-    with open(Path(directory) / COMPARISON_CSV, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            record = csv_record(row, axes)
-            writer.writerow({c: "" if record[c] is None else record[c] for c in columns})
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        record = csv_record(row, axes)
+        writer.writerow({c: "" if record[c] is None else record[c] for c in columns})
+    document = json.dumps({**manifest, "variants": rows}, indent=2) + "\n"
+    return {COMPARISON_JSON: document.encode(), COMPARISON_CSV: table.getvalue().encode()}
+
+
+def write_files(directory: Path, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Write both files into ``directory``, each by rename (a reader never sees half a file)."""
+    for name, data in render_files(manifest, rows).items():
+        tmp = Path(directory) / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, Path(directory) / name)
