@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from vizlab.config import DATASETS, OPTIMIZERS, PROGRESS, SCHEDULES
-from vizlab.models import ACTIVATIONS
+from vizlab.models import ACTIVATION_HELP
 
 
 def _options(lists: bool):
@@ -23,7 +23,7 @@ def _options(lists: bool):
         o("--limit-train", type=whole, help="Train on the first N samples only."),
         o("--limit-test", type=whole, help="Evaluate on the first N test samples only."),
         o("--val-split", type=whole, help="Hold out N training samples for validation."),
-        o("--activation", help=f"Hidden-layer activation: {', '.join(ACTIVATIONS)}."),
+        o("--activation", help=ACTIVATION_HELP),
         o("--hidden", help="MLP hidden widths joined by dashes, e.g. 512-256-128-64."),
         o("--optimizer", help=f"{' | '.join(OPTIMIZERS)}"),
         o("--lr", type=num, help="Learning rate (the peak rate with --schedule onecycle)."),

@@ -13,9 +13,14 @@ from typing import Any
 
 from vizlab.errors import VizlabError
 
-__all__ = ["ACTIVATIONS", "MODELS", "ModelSpec", "build_model", "is_user_model"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_HELP", "MODELS", "ModelSpec", "build_model", "is_user_model"]
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "tanh", "sigmoid")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus", "tanh", "sigmoid",
+               "binary", "mish", "hardswish", "prelu")
+# binary: seed 001's 0/1 step, trained with a straight-through gradient (models/activations.py).
+ACTIVATION_HELP = ("Hidden-layer activation: " + ", ".join(ACTIVATIONS) + ". binary is the 0/1 "
+                   "step, trained with a straight-through gradient (1 where |x| <= 1, else 0); "
+                   "prelu learns its slope.")
 
 
 @dataclass(frozen=True)
