@@ -51,7 +51,7 @@ def test_two_earlier_runs_overlaid_and_ranked_without_training(capsys, runs, vis
     assert code == 0, err
     assert "comparing 2 existing runs (no training)" in out and "not controlled" not in out
     assert {d.name: snapshot(d) for d in runs.iterdir() if d.name != "ab"} == before
-    assert sorted(p.name for p in (runs / "ab").iterdir()) == ["comparison.csv",
+    assert sorted(p.name for p in (runs / "ab").iterdir()) == [".lock", "comparison.csv",
                                                               "comparison.json"]
     summary = json.loads((runs / "ab" / "comparison.json").read_text())
     assert summary["controlled"] is True and summary["differences"] == {}
