@@ -41,8 +41,9 @@ from vizlab.server import login as logins
 
 log = logging.getLogger("vizlab.server.requests")
 
-# The largest window vizlab sends is a comparison's loss curves: up to 2,000 points per trace,
-# raw and smoothed, for each variant (about 60 KB a trace): 64 variants come to about 8 MB.
+# The largest window vizlab sends is a comparison's train-loss plot: one trace of up to 2,000
+# points per variant, 56 KB each; 32 variants (compare's default cap) make 1.8 MB, and 16 MiB
+# holds about 290 (--max-variants).
 MAX_BODY_BYTES = 16 * 2**20
 LOGIN_BODY_BYTES = 4096
 MAX_WIN_ID = 256
