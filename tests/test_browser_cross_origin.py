@@ -182,3 +182,42 @@ def _next_property_update(sock, timeout: float = 30.0) -> dict:
         if isinstance(msg, dict) and msg.get("event_type") == "PropertyUpdate":
             return msg
     raise AssertionError("no PropertyUpdate reached the Python client")
+
+
+def test_login_page_logs_in_with_a_cookie_scripts_cannot_read(tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    assets.ensure_static()
+    monkeypatch.setenv("VIZLAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(srv.USER_VAR, "ada")
+    monkeypatch.setenv(srv.PASSWORD_VAR, "s3cret")
+    port = free_port()
+    out = subprocess.run([sys.executable, "-m", "vizlab", "server", "start", "--port", str(port),
+                          "--login"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    target = f"http://127.0.0.1:{port}"
+    driver = _browser(tmp_path)
+    try:
+        viz = vc.connect(target, "private")  # vizlab's client logs in with the variables
+        vc.draw(viz, "private", "note", {"data": [{"type": "text", "content": "for ada only"}],
+                                         "opts": {"title": "note"}})
+        viz.close()
+        driver.get(f"{target}/")
+        for field, value in (("inputUsername", "ada"), ("inputPassword", "wrong")):
+            driver.find_element(By.ID, field).send_keys(value)
+        driver.find_element(By.ID, "submitButton").click()
+        WebDriverWait(driver, 30).until(
+            lambda d: d.find_element(By.ID, "errorMessage").text == "Invalid Login Information")
+        driver.find_element(By.ID, "inputPassword").clear()
+        driver.find_element(By.ID, "inputPassword").send_keys("s3cret")
+        driver.find_element(By.ID, "submitButton").click()
+        WebDriverWait(driver, 30).until(lambda d: "Visdom Login" not in d.title)
+        cookies = {c["name"]: c for c in driver.get_cookies()}
+        assert cookies["user_password"]["httpOnly"] and cookies["user_password"]["sameSite"] == "Strict"
+        assert driver.execute_script("return document.cookie") == ""  # scripts cannot read it
+        driver.get(f"{target}/env/private")  # the page and its websocket, logged in
+        WebDriverWait(driver, 60).until(lambda d: "for ada only" in d.page_source)
+    finally:
+        driver.quit()
+        srv.stop()
