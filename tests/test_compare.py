@@ -39,8 +39,9 @@ def test_grid_of_two_axes_and_repeats(data_dir):
 
 def test_variants_see_identical_first_batches_and_weights(data_dir, tmp_path):
     axes, rest = parse_axes({"model": "mlp", "activation": "relu,tanh", **shared(data_dir)})
-    comparison = Comparison(expand(axes, rest), tmp_path / "cmp")
-    comparison.prepare(lambda entry, event: None, StopFlag())
+    comparison = Comparison(expand(axes, rest), tmp_path, "cmp")
+    comparison.prepare()
+    comparison.open(lambda entry, event: None, StopFlag())
     first_inputs = []
     for entry in comparison.entries:
         entry.engine.model.register_forward_pre_hook(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -41,11 +40,13 @@ def compare(models, repeats, sequential, max_variants, **options):
     variants = expand(axes, shared, repeats, max_variants)
     first = variants[0].cfg
     name = first.name or f"compare-{'-'.join(axes)}-{datetime.now():%Y%m%d-%H%M%S}"
-    comparison = Comparison(variants, Path(first.runs_dir) / name, sequential=sequential,
+    comparison = Comparison(variants, first.runs_dir, name, sequential=sequential,
                             env=first.env)
     labels = {v.slug: (v.name if repeats == 1 else f"{v.name} (seed {v.cfg.seed})")
               for v in variants}
+    stop = StopFlag()
     screen = CompareConsole(list(labels.values()), first.epochs, first.progress)
+    comparison.prepare()  # every variant checked before anything is written
     board = _dashboard(first, comparison, variants) if first.visdom else None
 
     def forward(entry, event):
@@ -53,24 +54,32 @@ def compare(models, repeats, sequential, max_variants, **options):
         if board is not None:
             board.handle_variant(entry.variant.name, entry.variant.cfg.seed, event)
 
-    stop = StopFlag()
-    comparison.prepare(forward, stop)
-    screen.console.print(f"comparing {len(variants)} runs "
-                         f"({'one after another' if sequential else 'in lockstep'}) -> "
-                         f"{comparison.dir}", markup=False)
-    screen.start()
     try:
-        with sigint_requests_stop(stop):
-            comparison.run()
+        try:
+            comparison.open(forward, stop)
+        except BaseException:
+            if board is not None:
+                board.finish([], "failed")
+            raise
+        screen.console.print(f"comparing {len(variants)} runs "
+                             f"({'one after another' if sequential else 'in lockstep'}) -> "
+                             f"{comparison.dir}", markup=False)
+        screen.start()
+        try:
+            with sigint_requests_stop(stop):
+                comparison.run()
+        finally:
+            screen.close()
+            rows = comparison.results()
+            comparison.write_summary(rows)
+            if board is not None:
+                board.finish(rows, comparison.status)
     finally:
-        screen.close()
-        rows = comparison.results()
-        comparison.write_summary(rows)
-        if board is not None:
-            board.finish(rows, "interrupted" if stop.requested else "finished")
+        comparison.release()
     screen.ranking(rows)
-    if stop.requested:
-        click.echo(f"vizlab: interrupted; partial results in {comparison.dir}", err=True)
+    if comparison.status == "interrupted":
+        click.echo(f"vizlab: interrupted; every variant is checkpointed in {comparison.dir} "
+                   "(continue one with `vizlab run --resume DIR`)", err=True)
         sys.exit(130)
 
 

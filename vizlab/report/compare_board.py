@@ -199,19 +199,22 @@ class CompareBoard:
 
 def replay_comparison(comparison_dir, url=None, env=None):
     """Redraw a comparison's dashboard from its variants' run logs and comparison.json."""
-    import json
-
-    from vizlab.compare.comparison import COMPARISON_JSON
     from vizlab.config import default_visdom_url
     from vizlab.errors import VizlabError
+    from vizlab.names import is_safe_name
     from vizlab.report import visdom_client as vc
     from vizlab.report.replay import ReplayResult, draw_board
-    from vizlab.report.runlog import read_events
+    from vizlab.report.runlog import read_events, read_json_object
+    from vizlab.run_files import COMPARISON_JSON
 
     directory = Path(comparison_dir)
     try:
-        data = json.loads((directory / COMPARISON_JSON).read_text())
+        data = read_json_object(directory / COMPARISON_JSON)  # a regular file, size-bounded
         members = data["members"]
+        if not all(isinstance(m, dict) and is_safe_name(m.get("run_dir"))
+                   and isinstance(m.get("variant"), str) and isinstance(m.get("seed"), int)
+                   for m in members):
+            raise ValueError("a member is not {variant, seed, run_dir: one name in this dir}")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VizlabError(f"cannot read {directory / COMPARISON_JSON}: {exc}") from None
     target = vc.parse_url(url or default_visdom_url())
