@@ -281,6 +281,20 @@ def test_bad_env_names_are_a_400_and_break_nothing(server, eid):
         assert status == 200 and "<title>visdom</title>" in body
 
 
+def test_every_vizlab_name_is_an_env_name():
+    import random
+    import string
+
+    from vizlab.names import MAX_NAME, is_safe_name
+
+    rng = random.Random(12)
+    alphabet = string.ascii_letters + string.digits + "._-"
+    names = ["-", "_", "...", ".x", "-x", "a" * MAX_NAME]
+    names += ["".join(rng.choices(alphabet, k=rng.randint(1, MAX_NAME))) for _ in range(2000)]
+    for name in filter(is_safe_name, names):
+        assert env_names.problem(name) is None, name
+
+
 def test_env_names_with_spaces_are_drawn_and_read(server):
     draw(server.url, "a run with spaces", "w", "drawn")
     assert server.windows("a run with spaces")["w"]["content"] == "drawn"

@@ -4,8 +4,9 @@ An env name becomes a file name (``<env dir>/<name>.json``), a URL path (``/env/
 JavaScript string in Visdom's page (``'{{escape(name)}}'``: tornado's escape leaves a backslash,
 which then swallows the closing quote and blanks the page) and HTML in Visdom's compare legend
 (not escaped at all). So a name is a string of letters, digits and ``_ - . , = @ ~ : ( ) [ ]``
-or spaces, starting with a letter, digit or underscore, at most ``MAX_LENGTH`` characters: one
-safe path component, the same in a URL, in JavaScript and in HTML. No ``/`` or ``\\``, no
+or inner spaces, at most ``MAX_LENGTH`` characters, not ``.`` or ``..``: one safe path
+component, the same in a URL, in JavaScript and in HTML. (vizlab's own names, vizlab.names,
+are a subset.) No ``/`` or ``\\``, no
 ``+`` (Visdom's compare URLs join names with it), no ``%``, ``?`` or ``#`` (the page builds its
 URLs without encoding), no quotes or ``<>&``.
 """
@@ -33,10 +34,10 @@ def problem(name: object) -> str | None:
     bad = sorted({c for c in name if not (c.isalnum() or c in _PUNCTUATION)})
     if bad:
         return f"env name {name!r} holds {''.join(bad)!r}; use letters, digits, spaces and _-.,=@~:()[]"
-    if not (name[0].isalnum() or name[0] == "_"):
-        return f"env name {name!r} must start with a letter, a digit or '_'"
+    if name in (".", ".."):
+        return f"env name {name!r} names a directory"
     if name != name.strip():
-        return f"env name {name!r} ends with a space"
+        return f"env name {name!r} starts or ends with a space"
     return None
 
 
