@@ -165,7 +165,9 @@ def test_other_origin_cannot_write_but_the_dashboard_works(servers, tmp_path):
         source = websocket.create_connection(f"{target.replace('http', 'ws')}/vis_socket",
                                              timeout=30)
         try:
-            driver.find_element(By.CSS_SELECTOR, ".content-properties button").click()
+            # a script's click: the grid may still be laying panes over one another
+            button = driver.find_element(By.CSS_SELECTOR, ".content-properties button")
+            driver.execute_script("arguments[0].click();", button)
             event = _next_property_update(source)
         finally:
             source.close()
