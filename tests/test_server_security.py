@@ -322,6 +322,13 @@ def test_each_env_is_saved_on_its_own(tmp_path):
 
 # ---- bodies ----
 
+def test_client_and_server_agree_on_the_body_limit():
+    assert vc.MAX_BODY_BYTES == MAX_BODY_BYTES
+    viz = vc.VisdomClient(vc.parse_url("http://127.0.0.1:9"))  # refused before connecting
+    with pytest.raises(vc.VisdomRejected, match="more than the server takes"):
+        vc.draw(viz, "main", "w", {"data": [{"type": "text", "content": "x" * MAX_BODY_BYTES}]})
+
+
 def test_bodies_are_bounded_and_checked(server):
     # Over the limit: refused from the headers alone, before a byte of the body is sent.
     assert _headers_only(server.port, "/events", MAX_BODY_BYTES + 1, JSON) == 413

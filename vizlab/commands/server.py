@@ -53,7 +53,8 @@ def start(port, host, env_dir, allow_hosts, login, foreground, assets_dir):
         _check_host_name(name)
     if not _is_loopback(host):
         warn(f"--host {host}: anyone who can reach port {port} here can read and change the "
-             "dashboard" + ("" if login else "; consider --login"))
+             "dashboard" + ("" if login else "; consider --login") + " (browsers reach it by "
+             "IP address, or by the names given with --allow-host)")
     progress = _progress()
     if foreground:
         srv.exec_foreground(port, host, env_dir, login, assets_dir, progress, allow_hosts)
