@@ -75,10 +75,21 @@ class VisdomServer:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, env: str = "main"):
-        import visdom
+        return visdom_client(self.port, env)
 
-        return visdom.Visdom(server="http://127.0.0.1", port=self.port, env=env,
-                             use_incoming_socket=False, raise_exceptions=True)
+
+def visdom_client(port: int, env: str = "main", **kw):
+    """Visdom's own Python client, sending the header vizlab's server asks of every writing
+    request (one a cross-site page cannot send; see README, Security)."""
+    import visdom
+
+    class Client(visdom.Visdom):
+        def _handle_post(self, url, data=None):
+            return self.session.post(url, data=data or {},
+                                     headers={"X-Requested-With": "visdom"}).text
+
+    return Client(server="http://127.0.0.1", port=port, env=env, use_incoming_socket=False,
+                  raise_exceptions=True, **kw)
 
 
 def start_visdom(env_dir: Path, port: int | None = None) -> VisdomServer:

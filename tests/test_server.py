@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import free_port, visdom_client, wait_for
 
 from vizlab.errors import VizlabError
 from vizlab.server import assets
@@ -69,10 +69,7 @@ def answers(port: int) -> bool:
 
 
 def client(port: int, env: str, **kw):
-    import visdom
-
-    return visdom.Visdom(server="http://127.0.0.1", port=port, env=env,
-                         use_incoming_socket=False, raise_exceptions=True, **kw)
+    return visdom_client(port, env, **kw)
 
 
 def test_start_status_stop(state):
@@ -203,10 +200,11 @@ def test_login_needs_credentials(state):
     status, body = get(f"http://127.0.0.1:{port}/")
     assert status == 200 and "Visdom Login" in body
     # Without a login the API refuses; with the same variables the client gets in.
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/env_state", data=b"{}", method="POST")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/env_state", data=b"{}", method="POST",
+                                 headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=10)
-    assert refused.value.code == 400
+    assert refused.value.code == 401
     viz = client(port, "private", username="ada", password="s3cret")
     viz.text("hello", win="t")
     assert "private" in viz.get_env_list()
