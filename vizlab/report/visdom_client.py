@@ -45,7 +45,11 @@ class VisdomUnavailable(Exception):
 
 
 class VisdomRejected(Exception):
-    """The Visdom server answered with an error."""
+    """The Visdom server answered with an error (``status``: its HTTP status, if it answered)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class VisdomClient:
                                  "VIZLAB_VISDOM_PASSWORD")
         if status != 200:
             raise VisdomRejected(f"Visdom answered {status} {reason or 'error'} "
-                                 f"to {endpoint.split('/')[0]}")
+                                 f"to {endpoint.split('/')[0]}", status)
         return text
 
     def login(self, user: str, password: str) -> None:

@@ -93,6 +93,7 @@ class VisdomSink:
         self._last_heavy = float("-inf")
         self._backoff = BACKOFF_FIRST
         self._warned: set[str] = set()
+        self._retried: set[str] = set()  # windows a server error refused once (tried again)
         # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
         # and the CPU seconds of both; events handled, and how many of the first handled are
         # drawn (and saved) with nothing left to send: a condition to wait on.
@@ -322,15 +323,22 @@ class VisdomSink:
             if pane is not None:
                 self._call(final, vc.draw, win, pane.packet)
                 self._drawn.add(win)
-                return True
-            if win in self._drawn:
+            elif win in self._drawn:
                 self._call(final, vc.close_window, win)
                 self._drawn.discard(win)
-                return True
+            else:
+                return False
         except vc.VisdomRejected as exc:
-            self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
-        return False
-
+            if (exc.status or 0) >= 500 and win not in self._retried:
+                # A server error may be the server going down mid-request: one more try before
+                # calling the window refused (an outage is then reported as one).
+                self._retried.add(win)
+                self._dirty.add(win)
+            else:
+                self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
+            return False
+        self._retried.discard(win)
+        return True
 
 
 def _size_rank(win: str) -> int:
