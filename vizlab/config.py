@@ -63,6 +63,7 @@ class RunConfig:
     env: str | None = None
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
+    control: bool = True  # take steering commands (dashboard pane, `vizlab control`)
     world_size: int = 1  # processes training together (torch.distributed); batch_size is global
 
     def to_dict(self) -> dict[str, Any]:

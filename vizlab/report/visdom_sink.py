@@ -14,6 +14,11 @@ When the server does not answer, the sink warns once, keeps folding events, retr
 and, when the server answers again, redraws every window from the run log. Before each flush it
 asks for the hash of a small window written since the last save: a server restarted in between
 (empty, or holding an older saved env) fails that check and gets the same full redraw.
+
+With an ``inbox`` (vizlab.control) the sink is also the dashboard's door for steering: a third
+thread listens to Visdom's websocket (vizlab.report.visdom_events) and puts the control pane's
+commands (vizlab.report.control_pane) for this env into the inbox; the run answers with a Control
+event, and the pane is drawn again at once.
 """
 
 from __future__ import annotations
@@ -50,14 +55,15 @@ class VisdomSink:
     ``board`` replaces the run dashboard with another model of the same shape (``apply``,
     ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
     Flushes come every ``flush_interval`` seconds, or further apart when they would take more
-    than ``flush_budget`` of the time; and at once after an epoch.
+    than ``flush_budget`` of the time; and at once after an epoch or a steering command.
+    ``inbox`` (a vizlab.control.Inbox) receives the commands of this env's control pane.
     """
 
     def __init__(self, url: str | None = None, env: str = "main",
                  log_path: Path | str | None = None, flush_interval: float = 1.0,
                  heavy_interval: float = 3.0, flush_log: Callable[[], None] | None = None,
                  close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
-                 flush_budget: float = FLUSH_BUDGET, board=None):
+                 flush_budget: float = FLUSH_BUDGET, board=None, inbox=None):
         from vizlab.config import default_visdom_url
 
         self.url = url or default_visdom_url()
@@ -92,9 +98,15 @@ class VisdomSink:
         # and the CPU seconds of both.
         self.stats = {"flushes": 0, "redraws": 0, "requests": 0, "dropped": 0,
                       "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0}
+        self._inbox, self._pane_stale, self.listener = inbox, False, None
         self._thread = threading.Thread(target=self._run, name=f"vizlab-visdom[{env}]",
                                         daemon=True)
         self._thread.start()
+        if inbox is not None:
+            from vizlab.report.visdom_events import EventListener
+
+            self.listener = EventListener(self._target, self._browser_event,
+                                          name=f"vizlab-visdom-events[{env}]").start()
 
     # -- the training thread's side ----------------------------------------------------------
 
@@ -107,7 +119,21 @@ class VisdomSink:
         else:  # the thread is stuck: drop, and rebuild from the run log later
             self._overflow = True
             self.stats["dropped"] += 1
-        if event.kind == "epoch_end":
+        if event.kind in ("epoch_end", "control"):
+            self._wake.set()
+
+    def _browser_event(self, message: dict) -> None:
+        """On the listener's thread: a command from this env's control pane into the inbox."""
+        from vizlab.report.control_pane import command_from_update, control_win
+
+        win = control_win(self.env)
+        command = command_from_update(message, self.env, win,
+                                      origin=f"dashboard ({self._target.url}, env {self.env})")
+        if command is not None:
+            self._inbox.put(command)
+        elif message.get("eid") == self.env and message.get("target") == win \
+                and message.get("event_type") == "PropertyUpdate":
+            self._pane_stale = True  # an edit of a row that only shows state: undo it
             self._wake.set()
 
     def close(self, status: str = "finished") -> None:
@@ -119,6 +145,8 @@ class VisdomSink:
         self._close_status = status
         self._deadline = time.monotonic() + self.close_timeout
         self._stopping = True
+        if self.listener is not None:
+            self.listener.close()
         self._wake.set()
         self._thread.join(self.close_timeout + 0.5)
 
@@ -163,6 +191,14 @@ class VisdomSink:
                 self._warn_once("event", f"ignored a malformed {event.kind} event")
             if event.kind == "epoch_end":
                 self._epoch_flush = self._save_due = True
+            elif event.kind == "control":  # show the answer on the control pane at once
+                self._epoch_flush = True
+        if self._pane_stale:
+            self._pane_stale = False
+            refresh = getattr(board, "refresh_control", None)
+            if refresh is not None:
+                self._dirty |= refresh()
+                self._epoch_flush = True
         if self._overflow:
             self._overflow = False
             self._resync = self.log_path is not None

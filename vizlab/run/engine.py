@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from vizlab.config import RunConfig
+from vizlab.control import Inbox
 from vizlab.events import (
     EpochEnd,
     Histograms,
@@ -35,6 +36,7 @@ from vizlab.events import (
 )
 from vizlab.run.evaluate import evaluate
 from vizlab.run.optim import make_optimizer, make_scheduler
+from vizlab.run.steering import Helm
 
 READBACK_STEPS = 64  # read losses back at least this often (steps) ...
 READBACK_SECONDS = 0.5  # ... and at least this often (seconds), for live progress
@@ -69,11 +71,13 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch summaries
     epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
     epoch_seconds: float = 0.0  # training time spent on this epoch so far
+    lr_factor: float = 1.0  # on the configured schedule's rate, set by an `lr` command
 
 
 class Engine:
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, splits, device: torch.device,
-                 reporter, checkpointer=None, stop: StopFlag | None = None, shard=None):
+                 reporter, checkpointer=None, stop: StopFlag | None = None, shard=None,
+                 inbox=None):
         self.cfg, self.model, self.data, self.device = cfg, model, splits, device
         self.reporter, self.checkpointer = reporter, checkpointer
         self.stop = stop or StopFlag()
@@ -85,6 +89,10 @@ class Engine:
         self.progress = Progress()
         self.samples = sample_indices(len(splits.test_y), cfg.samples)
         self.stopped = False
+        self.stop_status = "interrupted"  # what a stop ends as; "stopped" when a command asked
+        # Steering (vizlab.control): commands wait in the inbox for a step boundary.
+        self.inbox = inbox if inbox is not None else Inbox()  # an empty one: nobody steers
+        self.helm = Helm(self.inbox)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -150,14 +158,15 @@ class Engine:
                 pass
         except FloatingPointError as exc:
             return self.finish("failed", str(exc), time.monotonic() - t0)
-        return self.finish("interrupted" if self.stopped else "finished", "",
+        return self.finish(self.stop_status if self.stopped else "finished", "",
                            time.monotonic() - t0)
 
     def finish(self, status: str, message: str = "", wall_time: float = 0.0) -> RunEnded:
         """Emit and return the run's RunEnded event."""
         p = self.progress
-        if status == "interrupted" and not message:
-            message = f"interrupted at epoch {p.epoch}, step {p.global_step}"
+        self.helm.refuse_left(self)
+        if status in ("interrupted", "stopped") and not message:
+            message = f"{status} at epoch {p.epoch}, step {p.global_step}"
         last = p.history[-1] if p.history else {}
         ended = RunEnded(status=status, epochs_done=len(p.history), step=p.global_step,
                          best_acc=p.best_acc if p.best_acc >= 0 else None,
@@ -173,7 +182,7 @@ class Engine:
         so epoch times stay honest when variants train in lockstep.
         """
         cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
-        shard = self.shard
+        shard, inbox = self.shard, self.inbox
         x_all, y_all = self.data.train_x, self.data.train_y
         n, bs = len(y_all), cfg.batch_size
         perm = epoch_permutation(cfg.seed, p.epoch, n).to(self.device)
@@ -200,7 +209,7 @@ class Engine:
             if shard is None:
                 stopping = self.stop.requested
                 due = (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
-                       or now - last_readback >= READBACK_SECONDS)
+                       or now - last_readback >= READBACK_SECONDS or inbox.pending)
             else:  # processes must agree on when: count steps, never seconds
                 stopping, due = False, shard.due(len(lrs), i + 1 == self.steps_per_epoch)
             if due:
@@ -208,11 +217,18 @@ class Engine:
                 resumed = now
                 if shard is None:
                     values = losses[:len(lrs)].tolist()  # the one device sync per chunk
-                else:  # the global batches' losses, and whether any process was asked to stop
-                    values, stopping = shard.gather_steps(losses[:len(lrs)], self.stop.requested,
-                                                          now - last_readback)
+                    asked = inbox.pending
+                else:  # the global batches' losses; whether any process was asked to stop, and
+                    # whether rank 0 holds commands (then every rank acts on them, here)
+                    values, stopping, asked = shard.gather_steps(
+                        losses[:len(lrs)], self.stop.requested, now - last_readback,
+                        inbox.pending)
                 self._emit_steps(values, lrs, chunk_start)
                 chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
+                if asked:  # steering commands act here, between two steps
+                    t = time.monotonic()
+                    stopping = self.helm.obey(self) or stopping
+                    resumed += time.monotonic() - t  # a pause is not training time
             if stopping:
                 self.stopped = True
                 return

@@ -111,15 +111,16 @@ def sigint_requests_stop(stop):
         signal.signal(signal.SIGINT, previous)
 
 
-def build_sinks(cfg: RunConfig, run_dir: Path, run_name: str):
-    """The run log first (the durable record), then Visdom, then the terminal."""
+def build_sinks(cfg: RunConfig, run_dir: Path, run_name: str, inbox=None):
+    """The run log first (the durable record), then Visdom (the dashboard's door for steering
+    commands, into ``inbox``), then the terminal."""
     from vizlab.report.console import ConsoleSink
     from vizlab.report.runlog import RunLogSink
 
     runlog = RunLogSink(run_dir)
     sinks = [runlog]
     if cfg.visdom:
-        sinks.append(make_visdom_sink(cfg, run_dir, run_name, runlog.flush))
+        sinks.append(make_visdom_sink(cfg, run_dir, run_name, runlog.flush, inbox))
     sinks.append(ConsoleSink(cfg.progress))
     return sinks
 
@@ -141,13 +142,14 @@ def open_dashboard(cfg: RunConfig, env: str) -> str:
     return url
 
 
-def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log):
+def make_visdom_sink(cfg: RunConfig, run_dir: Path, run_name: str, flush_log, inbox=None):
     from vizlab.report.runlog import EVENTS_FILE
     from vizlab.report.visdom_sink import VisdomSink
 
     env = cfg.env or run_name
     url = open_dashboard(cfg, env)
-    return VisdomSink(url, env, log_path=run_dir / EVENTS_FILE, flush_log=flush_log)
+    return VisdomSink(url, env, log_path=run_dir / EVENTS_FILE, flush_log=flush_log,
+                      inbox=inbox)
 
 
 def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
@@ -159,9 +161,11 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
     """
     import torch
 
+    from vizlab.control import Inbox
     from vizlab.data.loading import load_splits, prepare
     from vizlab.models import build_model
     from vizlab.report import Reporter
+    from vizlab.run.control_files import watching
     from vizlab.run.engine import Engine, StopFlag
 
     cfg = cfg.replace(world_size=group.world_size if group else 1)
@@ -184,7 +188,9 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, cfg.activation, cfg.hidden).to(device)
         stop = StopFlag()
-        engine = Engine(cfg, model, splits, device, reporter=None, stop=stop)
+        # Steering: rank 0 alone listens; the other ranks act on what it hands them.
+        inbox = Inbox() if cfg.control and (group is None or group.is_main) else None
+        engine = Engine(cfg, model, splits, device, reporter=None, stop=stop, inbox=inbox)
         if resume_state is not None:
             engine.load_state_dict(resume_state)
             check_resume_epochs(cfg, engine.progress.epoch)
@@ -197,7 +203,7 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
             cfg.runs_dir, cfg.name, default_run_name(cfg))
         named = cfg.replace(name=run_dir.name)
         write_json_atomic(run_dir / CONFIG_FILE, named.to_dict())
-        sinks.extend(build_sinks(named, run_dir, run_dir.name))
+        sinks.extend(build_sinks(named, run_dir, run_dir.name, inbox))
         return str(run_dir)
 
     run_dir = Path(group.from_rank0(open_run_dir) if group else open_run_dir())
@@ -214,7 +220,7 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
                                       resumed=resume_state is not None))
     reporter.handle(engine.sample_set_event())
     try:
-        with sigint_requests_stop(stop):
+        with sigint_requests_stop(stop), watching(run_dir, inbox):
             ended = engine.run()
     except BaseException as exc:  # a second Ctrl-C, or a bug: the log still says how it ended
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
