@@ -68,8 +68,10 @@ def _control_from_dict(record: dict) -> Control:
 
 @dataclass
 class ControlState:
-    """What the control pane shows, folded from the run's events."""
+    """What the control pane shows, folded from the run's events. ``target`` is the env the pane
+    is drawn into (its window id depends on it); without one, the run's own env."""
 
+    target: str | None = None
     env: str | None = None
     enabled: bool = False
     state: str = "running"
@@ -90,7 +92,7 @@ class ControlState:
         before = self._shown()
         if isinstance(event, RunStarted):
             config = event.config if isinstance(event.config, dict) else {}
-            self.env = str(config.get("env") or config.get("name") or event.run)
+            self.env = self.target or str(config.get("env") or config.get("name") or event.run)
             self.enabled = bool(config.get("control", True))
             self.state, self.ended = "running", None
             if not event.resumed:

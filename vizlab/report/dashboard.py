@@ -45,10 +45,12 @@ WINDOWS = ("train_loss", "test_acc", "test_loss", "lr", "samples", "predictions"
 class Dashboard:
     """The state behind every window of one run's dashboard.
 
-    The control pane (vizlab.report.control_pane) has a window id of its own per env, known once
-    the run has started: ``WINDOWS`` and ``LIGHT`` include it from then on."""
+    The control pane (vizlab.report.control_pane) has a window id of its own per env (``env``:
+    the env it is drawn into; the run's own by default), known once the run has started:
+    ``WINDOWS`` and ``LIGHT`` include it from then on."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: str | None = None) -> None:
+        self.env = env
         self._reset()
 
     def _reset(self) -> None:
@@ -61,7 +63,7 @@ class Dashboard:
         self.samples: SampleSet | None = None
         self.predictions: Predictions | None = None
         self.histograms: Histograms | None = None
-        self.control = ControlState()
+        self.control = ControlState(target=self.env)
         self.rate_marks: dict[tuple, tuple[int, float, str]] = {}  # lr commands, by request
 
     @property
@@ -85,8 +87,8 @@ class Dashboard:
         return {self.control.win} if self.control.win else set()
 
     @classmethod
-    def from_events(cls, events) -> Dashboard:
-        board = cls()
+    def from_events(cls, events, env: str | None = None) -> Dashboard:
+        board = cls(env)
         for event in events:
             board.apply(event)
         return board
@@ -152,7 +154,7 @@ class Dashboard:
 
     def panes(self) -> list[P.Pane]:
         """Every window that has something to show, in display order."""
-        return [p for p in (self.pane(win) for win in WINDOWS) if p is not None]
+        return [p for p in (self.pane(win) for win in self.WINDOWS) if p is not None]
 
     def pane(self, win: str) -> P.Pane | None:
         """Window ``win`` as it should look now, or None when it has nothing to show."""

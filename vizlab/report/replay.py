@@ -36,12 +36,13 @@ def run_env(run_dir: Path, config: dict | None = None) -> str:
     return config.get("env") or config.get("name") or run_dir.name
 
 
-def rebuild(run_dir: Path, recent=()) -> Dashboard:
-    """The dashboard of a run's log, plus those ``recent`` events the log does not hold yet."""
+def rebuild(run_dir: Path, recent=(), env: str | None = None) -> Dashboard:
+    """The dashboard of a run's log, plus those ``recent`` events the log does not hold yet
+    (drawn into ``env``: the run's own by default)."""
     from vizlab.report.dashboard import Dashboard
 
     logged = list(read_events(run_dir))
-    board = Dashboard.from_events(logged)
+    board = Dashboard.from_events(logged, env)
     for event in not_yet_logged(recent, logged):
         board.apply(event)
     return board
@@ -94,7 +95,7 @@ def replay(run_dir: Path | str, url: str | None = None,
     events = list(read_events(run_dir))
     if not events:
         raise VizlabError(f"the run log {log} holds no events")
-    board = Dashboard.from_events(events)
+    board = Dashboard.from_events(events, env)
     if board.ended is None:
         board.closed_status = "unfinished"  # still running, or killed: the log does not say
     windows = draw_board(board, target, env)

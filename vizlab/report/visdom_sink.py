@@ -83,7 +83,7 @@ class VisdomSink:
         self._close_status = "finished"
         self._deadline = float("inf")
         # Owned by the background thread.
-        self._board = board if board is not None else Dashboard()
+        self._board = board if board is not None else Dashboard(env)
         self._recent: deque = deque(maxlen=RECENT)
         self._viz = None
         self._dirty: set[str] = set()
@@ -124,9 +124,11 @@ class VisdomSink:
 
     def _browser_event(self, message: dict) -> None:
         """On the listener's thread: a command from this env's control pane into the inbox."""
-        from vizlab.report.control_pane import command_from_update, control_win
+        from vizlab.report.control_pane import command_from_update
 
-        win = control_win(self.env)
+        win = getattr(self._board, "control_win", None)  # a str: safe to read from here
+        if win is None:
+            return
         command = command_from_update(message, self.env, win,
                                       origin=f"dashboard ({self._target.url}, env {self.env})")
         if command is not None:
@@ -264,7 +266,7 @@ class VisdomSink:
         if self.log_path is not None and self.log_path.is_file():
             from vizlab.report.replay import rebuild
 
-            self._board = rebuild(self.log_path.parent, self._recent)
+            self._board = rebuild(self.log_path.parent, self._recent, self.env)
             if final:
                 self._board.closed_status = self._close_status
         self._resync = False
