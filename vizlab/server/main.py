@@ -9,7 +9,8 @@ points (settings, handler subclasses; no edits to visdom's files, no CDN downloa
 - websockets accept only same-origin browsers (visdom accepts any web site's page);
 - login from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD, cookie secret kept in the state dir
   (and with login off, a client that logs in anyway is let in, not failed);
-- envs that live only in memory are written to the env dir when the server stops.
+- envs that live only in memory are written to the env dir when the server stops;
+- ``--readonly``: visdom's read-only mode, in which pages send nothing back (no steering).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def _with_fixes(cls):
 
 def build_app(port: int, env_dir: Path, static: Path,
               credentials: tuple[str, str] | None = None,
-              cookie_secret: str | None = None):
+              cookie_secret: str | None = None, readonly: bool = False):
     """visdom's Application, configured as described in the module docstring."""
     from visdom.server.app import Application
     from visdom.utils.server_utils import hash_password
@@ -112,7 +113,7 @@ def build_app(port: int, env_dir: Path, static: Path,
 
     # Login is switched on after construction: visdom's constructor would read the cookie
     # secret from ~/.visdom/COOKIE_SECRET; ours comes from the state dir (settings above).
-    app = VizlabVisdomApp(port=port, base_url="", env_path=str(env_dir))
+    app = VizlabVisdomApp(port=port, base_url="", env_path=str(env_dir), readonly=readonly)
     if credentials:
         user, password = credentials
         # visdom compares against a double SHA-256 (the browser and the client hash once).
@@ -159,7 +160,8 @@ async def serve(args) -> int:
         credentials = client_credentials()
         if credentials is None:
             raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set")
-    app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir))
+    app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir),
+                    args.readonly)
     try:
         server = app.listen(args.port, address=args.host, max_buffer_size=1024**3)
     except OSError as exc:
@@ -210,6 +212,7 @@ def parse_args(argv=None):
     p.add_argument("--pid-file")
     p.add_argument("--assets-dir")
     p.add_argument("--login", action="store_true")
+    p.add_argument("--readonly", action="store_true")
     return p.parse_args(argv)
 
 
