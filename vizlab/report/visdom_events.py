@@ -43,7 +43,8 @@ class EventListener:
                 ws.close(timeout=0.2)
             except Exception:
                 pass
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     @property
     def url(self) -> str:

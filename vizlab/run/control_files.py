@@ -160,12 +160,14 @@ class Watcher:
                 self._take(self.folder / name)
 
     def _take(self, path: Path) -> None:
+        data = b""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
-            try:
-                data = os.read(fd, MAX_FILE + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
-            finally:
-                os.close(fd)
+            if stat.S_ISREG(os.lstat(path).st_mode):  # no links, no fifos: plain files only
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+                try:
+                    data = os.read(fd, MAX_FILE + 1)
+                finally:
+                    os.close(fd)
             path.unlink()
         except OSError:
             return
