@@ -136,7 +136,7 @@ class ControlState:
         title = "control" + ("" if live else " (read-only)")
         return {"data": [{"type": "properties",
                           "content": [{"name": name, **rows[name]} for name in layout]}],
-                "opts": {"title": title, "width": 360, "height": 300}}
+                "opts": {"title": title, "width": 380, "height": 250}}
 
 
 def command_from_update(message: Any, env: str, win: str, origin: str = "") -> Command | None:
