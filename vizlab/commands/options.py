@@ -44,11 +44,12 @@ def _options(lists: bool):
         o("--no-server", is_flag=True, default=False,
           help="Do not start a local Visdom server when none answers."),
         o("--env", help="Visdom env (default: the run name)."),
-        o("--no-control", is_flag=True, default=False,
-          help="Take no steering commands (the dashboard's control pane, `vizlab control`)."),
         o("--viz-histograms", is_flag=True, default=False,
           help="Weight and gradient histograms per layer each epoch."),
-    ]
+    ] + ([] if lists else [  # comparisons take no steering commands (yet)
+        o("--no-control", is_flag=True, default=False,
+          help="Take no steering commands (the dashboard's control pane, `vizlab control`)."),
+    ])
 
 
 def training_options(func):
