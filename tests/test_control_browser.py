@@ -66,7 +66,9 @@ def live_run(tmp_path):
     """A long real run drawing to a real server (the test stops it from the page)."""
     assets.ensure_static()
     server = start_visdom(tmp_path)
-    data = write_idx_dataset(tmp_path / "data", n_train=640, n_test=100)
+    # Epochs of a second or so: tinier ones end (and redraw the dashboard) many times a second,
+    # more than a browser on a busy 2-core machine keeps up with.
+    data = write_idx_dataset(tmp_path / "data", n_train=6400, n_test=100)
     proc = subprocess.Popen(
         [sys.executable, "-m", "vizlab", "run", "mlp", "--data-dir", str(data),
          "--epochs", "100000", "--batch-size", "32", "--optimizer", "sgd", "--lr", "0.01",

@@ -41,12 +41,13 @@ class Page:
     as ``forward_to_vis`` messages, which the server fills with the pane's data and sends to
     every Python client."""
 
-    def __init__(self, server_url: str):
+    def __init__(self, server_url: str, cookie: str | None = None):
         import websocket
 
         port = server_url.rsplit(":", 1)[1]
         self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/socket",
-                                              origin=f"http://127.0.0.1:{port}", timeout=10)
+                                              origin=f"http://127.0.0.1:{port}", timeout=10,
+                                              header=[f"Cookie: {cookie}"] if cookie else [])
         self.hello = json.loads(self.ws.recv())  # {"command": "register", "readonly": ...}
 
     def edit(self, env, win, row, value="clicked", kind="PropertyUpdate"):
@@ -149,6 +150,29 @@ def test_a_readonly_server_takes_no_commands(tmp_path):
     finally:
         page.close()
         barrier.close()
+        sink.close()
+        log.close()
+        stop_visdom(server)
+
+
+def test_behind_a_login_the_sink_logs_in_to_listen(tmp_path, monkeypatch):
+    from vizlab.report import visdom_client as vc
+
+    monkeypatch.setenv("VIZLAB_VISDOM_USER", "ada")
+    monkeypatch.setenv("VIZLAB_VISDOM_PASSWORD", "s3cret")
+    server = start_server(tmp_path, "--login")
+    env, inbox = "door-login", Inbox()
+    sink, log = live_sink(server.url, tmp_path, env, inbox)
+    browser = vc.connect(server.url, "main")  # the page's user, logged in the same way
+    page = Page(server.url, cookie=browser.cookie)
+    try:
+        wait_for(lambda: control_win(env) in vc.window_data(browser, env), what="the pane")
+        page.edit(env, control_win(env), LAYOUT.index("pause / resume"))
+        wait_for(lambda: inbox.wait(0.5), what="the command, through the login")
+        assert [c.text for c in inbox.take()] == ["pause"]
+    finally:
+        page.close()
+        browser.close()
         sink.close()
         log.close()
         stop_visdom(server)

@@ -134,3 +134,11 @@ def test_a_board_for_another_env_draws_the_pane_under_that_envs_id():
     board = Dashboard.from_events(run_events(ENV, epochs=1, steps_per_epoch=5), env="elsewhere")
     assert board.control_win == control_win("elsewhere")
     assert board.pane(control_win("elsewhere")) is not None
+
+
+def test_a_replayed_run_that_logged_no_end_has_no_buttons():
+    board = Dashboard.from_events(run_events(ENV, epochs=1, steps_per_epoch=5, status=""))
+    assert list(rows(board.pane(WIN).packet)) == list(LAYOUT)
+    board.closed_status = "unfinished"  # as `vizlab replay` marks a killed run
+    shown = rows(board.pane(WIN).packet)
+    assert list(shown) == list(ENDED_LAYOUT) and shown["state"]["value"] == "unfinished"

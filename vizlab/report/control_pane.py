@@ -118,14 +118,18 @@ class ControlState:
         return (self.env, self.enabled, self.state, fmt_rate(self.rate), self.last, self.ended,
                 self.nudge % 2)
 
-    def packet(self) -> dict | None:
+    def packet(self, closed: str | None = None) -> dict | None:
+        """The pane; ``closed``: how a run that logged no end is shown (a replay of a killed
+        run says "unfinished"): without buttons, since nobody listens any more."""
         if self.env is None:
             return None
-        live = self.enabled and self.ended is None
+        live = self.enabled and self.ended is None and closed is None
+        state = self.state if self.ended or closed is None else closed
+        if not (live or self.ended or closed):
+            state += " (steering off: --no-control)"
         pad = " " * (self.nudge % 2)
         rows = {
-            STATE: {"type": "text", "value": (self.state if live or self.ended else
-                                              f"{self.state} (steering off: --no-control)") + pad},
+            STATE: {"type": "text", "value": state + pad},
             RATE: {"type": "text", "value": fmt_rate(self.rate) + pad},
             PAUSE: {"type": "button", "value": "Resume" if self.state == "paused" else "Pause"},
             CHECKPOINT: {"type": "button", "value": "Save now"},

@@ -159,7 +159,7 @@ class Dashboard:
     def pane(self, win: str) -> P.Pane | None:
         """Window ``win`` as it should look now, or None when it has nothing to show."""
         if win == self.control.win:
-            packet = self.control.packet()
+            packet = self.control.packet(self.closed_status)
             return None if packet is None else P.Pane(win, False, packet)
         packet = getattr(self, "_" + win)()
         return None if packet is None else P.Pane(win, win in HEAVY, packet)
