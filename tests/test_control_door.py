@@ -117,6 +117,13 @@ def test_dashboard_edits_reach_the_inbox_and_the_pane_answers(visdom_server, tmp
         wait_for(lambda: pane_rows(visdom_server, env)["learning rate"] == "0.001",
                  what="the redrawn pane")
         assert "rate 0.002 -> 0.001 from step 13" in pane_rows(visdom_server, env)["last command"]
+
+        # Closing the pane in the page does not close the door: the sink draws it again.
+        client = visdom_server.client()
+        drawn = json.loads(client.get_window_data(win, env))["contentID"]
+        page.ws.send(json.dumps({"cmd": "close", "data": win, "eid": env}))
+        wait_for(lambda: client.win_exists(win, env) and json.loads(client.get_window_data(
+            win, env))["contentID"] != drawn, what="the pane drawn again")
     finally:
         page.close()
         sink.close()

@@ -41,6 +41,9 @@ def control(run_dir, words, runs_dir, timeout):
     if timeout <= 0:
         raise VizlabError(f"--timeout must be positive; got {timeout}")
     run_dir = _find(run_dir, runs_dir)
+    if (run_dir / "comparison.json").is_file():
+        raise VizlabError(f"{run_dir} is a comparison: `vizlab control` steers single runs "
+                          "(a comparison stops with Ctrl-C)")
     status = summarize(run_dir).status
     if status not in ("unfinished", "empty"):
         raise VizlabError(f"{run_dir} has ended ({status}); there is nothing to steer "

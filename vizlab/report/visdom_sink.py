@@ -134,8 +134,10 @@ class VisdomSink:
         if command is not None:
             self._inbox.put(command)
         elif message.get("eid") == self.env and message.get("target") == win \
-                and message.get("event_type") == "PropertyUpdate":
-            self._pane_stale = True  # an edit of a row that only shows state: undo it
+                and message.get("event_type") in ("PropertyUpdate", "close"):
+            # An edit of a row that only shows state (undo it), or the pane closed in the page
+            # (the door must stay open): draw it again.
+            self._pane_stale = True
             self._wake.set()
 
     def close(self, status: str = "finished") -> None:
