@@ -137,34 +137,47 @@ def test_a_factor_changes_the_rate_from_the_next_step(data_dir, schedule):
     assert sink.of(EpochEnd)[-1].lr == pytest.approx(0.5 * plain_sink.of(EpochEnd)[-1].lr)
 
 
-@pytest.mark.parametrize("schedule", ["none", "onecycle"])
-def test_an_absolute_rate_is_the_next_steps_rate(data_dir, schedule):
+@pytest.mark.parametrize("schedule", ["none", "onecycle", "cosine"])
+def test_a_rate_is_fixed_from_the_next_step_until_a_factor_asks_for_the_schedule(data_dir,
+                                                                                schedule):
     plain, plain_sink = make_engine(data_dir, None, schedule=schedule)
     plain.run()
     inbox = Inbox()
     engine, sink = make_engine(data_dir, inbox, schedule=schedule)
-    put(inbox, "lr 0.0042")
+    put(inbox, "lr 0.0042")  # after step 1
+    # Asked at the end of epoch 1, acted on after step 11: back to (half) the schedule.
+    sink.hooks.append((TrainSteps, lambda e: e.step + len(e.losses) - 1 == STEPS
+                       and put(inbox, "lr x0.5")))
     engine.run()
     before, after = rates(plain_sink), rates(sink)
-    assert after[1] == 0.0042  # exactly what was asked, from the next step
-    # A schedule goes on shaping the rate from there.
-    assert after[1:] == pytest.approx([r * 0.0042 / before[1] for r in before[1:]], rel=1e-9)
+    assert after[0] == before[0]
+    assert after[1:STEPS + 1] == [0.0042] * STEPS  # exactly what was asked, whatever the schedule
+    assert after[STEPS + 1:] == pytest.approx([r * 0.5 for r in before[STEPS + 1:]], rel=1e-9)
+    fixed, half = sink.of(Control)
+    assert fixed.lr_fixed and not half.lr_fixed and half.lr_factor == 0.5
+    assert (fixed.old, fixed.new) == (pytest.approx(before[1]), 0.0042)
 
 
-def test_a_resumed_run_keeps_the_changed_rate(data_dir, tmp_path):
-    plain, plain_sink = make_engine(data_dir, None, schedule="onecycle")
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+@pytest.mark.parametrize("command", ["lr x0.25", "lr 0.0042"])
+def test_a_resumed_run_keeps_the_changed_rate(data_dir, tmp_path, schedule, command):
+    plain, plain_sink = make_engine(data_dir, None, schedule=schedule)
     plain.run()
     inbox = Inbox()
-    first, first_sink = make_engine(data_dir, inbox, tmp_path, schedule="onecycle")
-    put(inbox, "lr x0.25", "stop")
+    first, first_sink = make_engine(data_dir, inbox, tmp_path, schedule=schedule)
+    put(inbox, command, "stop")
     ended = first.run()
     assert ended.status == "stopped" and ended.step == 1
-    second, second_sink = make_engine(data_dir, Inbox(), schedule="onecycle")
+    second, second_sink = make_engine(data_dir, Inbox(), schedule=schedule)
     second.load_state_dict(Checkpointer(tmp_path).load())
-    assert second.progress.lr_factor == 0.25
     assert second.run().status == "finished"
-    resumed = rates(second_sink)
-    assert resumed == pytest.approx([r * 0.25 for r in rates(plain_sink)[1:]], rel=1e-9)
+    resumed, before = rates(second_sink), rates(plain_sink)[1:]
+    if command == "lr x0.25":
+        assert second.progress.lr_factor == 0.25 and second.progress.lr_fixed is None
+        assert resumed == pytest.approx([r * 0.25 for r in before], rel=1e-9)
+    else:
+        assert second.progress.lr_fixed == 0.0042
+        assert resumed == pytest.approx([0.0042] * len(before), rel=1e-12)
 
 
 def test_stop_finishes_the_step_writes_a_checkpoint_and_ends_stopped(data_dir, tmp_path):

@@ -4,8 +4,8 @@ One vocabulary for both doors (the dashboard's control pane and `vizlab control`
 
     stop                 finish the step, write a checkpoint, end with status "stopped"
     pause | resume       wait at a step boundary (paused time is not training time) | go on
-    lr RATE              the learning rate from the next step on: 0.003, 3e-3 (an absolute rate),
-                         or x0.5, *0.5 (a factor on the configured schedule's rate)
+    lr RATE              the learning rate from the next step on: 0.003, 3e-3 (that rate, whatever
+                         the schedule), or x0.5, *0.5 (a factor on the configured schedule's rate)
     checkpoint           write a checkpoint now
     drop VARIANT         in a comparison: end that variant ("stopped"); the others go on
 

@@ -171,6 +171,7 @@ class Control(Event):
     old: str | float | None = None
     new: str | float | None = None
     lr_factor: float = 1.0  # the rate's factor on the configured schedule, after the command
+    lr_fixed: bool = False  # after the command the rate is fixed (the schedule no longer applies)
     reason: str = ""
     request: str = ""  # the id a waiting `vizlab control` recognises its answer by
     variant: str = ""  # in a comparison: the variant it was for

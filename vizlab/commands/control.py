@@ -26,8 +26,8 @@ def control(run_dir, words, runs_dir, timeout):
     \b
       vizlab control RUN stop          finish the step, checkpoint, end as "stopped"
       vizlab control RUN pause         wait at the next step; `resume` goes on
-      vizlab control RUN lr 0.0005     the learning rate from the next step on
-      vizlab control RUN lr x0.5       half the configured schedule's rate
+      vizlab control RUN lr 0.0005     this rate from the next step on (schedule or not)
+      vizlab control RUN lr x0.5       half the configured schedule's rate (x1: the schedule)
       vizlab control RUN checkpoint    write a checkpoint now
 
     RUN is a run directory, or the name of a run in the runs dir. The command goes through

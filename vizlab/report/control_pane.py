@@ -50,7 +50,7 @@ def describe(event: Control | dict) -> str:
         return f"{e.command}{variant}: refused at step {e.step}: {e.reason}{who}"
     what = {
         "lr": f"rate {fmt_rate(e.old)} -> {fmt_rate(e.new)} from step {e.step + 1}"
-              + (f" (x{e.lr_factor:.4g} of the schedule)" if abs(e.lr_factor - 1) > 1e-12 else ""),
+              + (" (fixed)" if e.lr_fixed else f" (x{e.lr_factor:.4g} of the schedule)"),
         "pause": f"paused after step {e.step}",
         "resume": f"running again from step {e.step + 1}",
         "checkpoint": f"checkpoint written at step {e.step}",

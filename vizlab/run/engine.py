@@ -36,7 +36,7 @@ from vizlab.events import (
 )
 from vizlab.run.evaluate import evaluate
 from vizlab.run.optim import make_optimizer, make_scheduler
-from vizlab.run.steering import Helm
+from vizlab.run.steering import Helm, Rates
 
 READBACK_STEPS = 64  # read losses back at least this often (steps) ...
 READBACK_SECONDS = 0.5  # ... and at least this often (seconds), for live progress
@@ -71,7 +71,8 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch summaries
     epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
     epoch_seconds: float = 0.0  # training time spent on this epoch so far
-    lr_factor: float = 1.0  # on the configured schedule's rate, set by an `lr` command
+    lr_factor: float = 1.0  # on the configured schedule's rate, set by an `lr xF` command
+    lr_fixed: float | None = None  # the rate, whatever the schedule, set by an `lr R` command
 
 
 class Engine:
@@ -92,7 +93,7 @@ class Engine:
         self.stop_status = "interrupted"  # what a stop ends as; "stopped" when a command asked
         # Steering (vizlab.control): commands wait in the inbox for a step boundary.
         self.inbox = inbox if inbox is not None else Inbox()  # an empty one: nobody steers
-        self.helm = Helm(self.inbox)
+        self.helm = Helm(self.inbox, Rates(self.optimizer, self.scheduler))
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -4,17 +4,19 @@ The engine calls ``Helm.obey`` only when its inbox has something (vizlab.control
 step's losses were read back, so a pause, a checkpoint or a stop sees a consistent state. Every
 command ends as one Control event, accepted or refused, in the run log.
 
-Learning rate: the run keeps a factor on its configured schedule (``Progress.lr_factor``).
-``lr x0.5`` sets that factor to 0.5; ``lr 0.003`` sets it so that the next step trains at 0.003
-(with a schedule, the rate then follows the schedule's shape from there). The factor is applied
-by rescaling what the optimizer and scheduler compute rates from, once, never per step: the
-param groups' ``lr`` and OneCycleLR's ``initial_lr``/``max_lr``/``min_lr``, and the scheduler's
-``base_lrs``. Both live in the checkpoint, so a resumed run keeps the changed rate.
+Learning rate (``Rates``): ``lr x0.5`` trains at 0.5 times the configured schedule's rate from
+the next step on (``lr x1`` is the schedule again); ``lr 0.003`` trains at 0.003 from the next step
+on, whatever the schedule would do. Both are set once per command, never per step, on what the
+optimizer and scheduler compute rates from: the param groups' ``lr``, OneCycleLR's
+``initial_lr``/``max_lr``/``min_lr``, CosineAnnealingLR's ``base_lrs``/``eta_min`` (a schedule
+between two equal rates is a fixed rate). All of it lives in the checkpoint, with
+``Progress.lr_factor``/``lr_fixed``, so a resumed run keeps the changed rate.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 from vizlab.control import Command, Inbox
 from vizlab.events import Control
@@ -23,11 +25,56 @@ PAUSE_POLL = 0.25  # seconds between looks at Ctrl-C while paused
 _SCHEDULE_KEYS = ("initial_lr", "max_lr", "min_lr")  # what OneCycleLR computes rates from
 
 
+class Rates:
+    """Sets an optimizer's rates from its configured schedule (the one it was built with)."""
+
+    def __init__(self, optimizer, scheduler):
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.groups = [{k: g[k] for k in ("lr", *_SCHEDULE_KEYS) if k in g}
+                       for g in optimizer.param_groups]
+        self.base_lrs = list(getattr(scheduler, "base_lrs", None) or [])
+        self.eta_min = getattr(scheduler, "eta_min", None)
+
+    def set(self, factor: float, fixed: float | None) -> float:
+        """From the next step on: ``fixed``, or ``factor`` times the schedule. The next step's
+        rate (of the first param group)."""
+        sched, groups = self.scheduler, self.optimizer.param_groups
+
+        def scaled(value):
+            return fixed if fixed is not None else value * factor
+
+        for group, orig in zip(groups, self.groups):
+            for key in _SCHEDULE_KEYS:
+                if key in orig:
+                    group[key] = scaled(orig[key])
+        if self.base_lrs:
+            sched.base_lrs = [scaled(b) for b in self.base_lrs]
+        if self.eta_min is not None:
+            sched.eta_min = scaled(self.eta_min)
+        rates = [fixed] * len(groups) if fixed is not None else self._scheduled(factor)
+        for group, rate in zip(groups, rates):
+            group["lr"] = rate
+        return groups[0]["lr"]
+
+    def _scheduled(self, factor: float) -> list[float]:
+        """The scaled schedule's rates for the next step (its parameters already scaled)."""
+        sched = self.scheduler
+        if sched is None:
+            return [g["lr"] * factor for g in self.groups]
+        if hasattr(sched, "T_max"):  # CosineAnnealingLR, in closed form
+            t, e = sched.last_epoch, sched.eta_min
+            return [e + (b - e) * (1 + math.cos(math.pi * t / sched.T_max)) / 2
+                    for b in sched.base_lrs]
+        with warnings.catch_warnings():  # OneCycleLR: closed form from the groups' keys
+            warnings.simplefilter("ignore")  # "use get_last_lr()": that is the unscaled one
+            return list(sched.get_lr())
+
+
 class Helm:
     """Carries out commands for one engine; remembers whether it is paused."""
 
-    def __init__(self, inbox: Inbox):
-        self.inbox = inbox
+    def __init__(self, inbox: Inbox, rates: Rates):
+        self.inbox, self.rates = inbox, rates
         self.paused = False
 
     def obey(self, engine) -> bool:
@@ -88,27 +135,11 @@ class Helm:
                             reason=f"{cmd.action} applies to a comparison's variants")
 
     def _rate(self, engine, cmd: Command) -> bool:
-        p, groups = engine.progress, engine.optimizer.param_groups
-        old = groups[0]["lr"]
-        if cmd.factor:
-            factor = cmd.rate
-        else:
-            scheduled = old / p.lr_factor
-            if not (scheduled > 0 and math.isfinite(scheduled)):
-                return self._answer(engine, cmd, False, old=old, reason=(
-                    "the schedule's rate is 0 here; give a factor (lr x2) instead"))
-            factor = cmd.rate / scheduled
-        ratio = factor / p.lr_factor
-        for i, group in enumerate(groups):
-            group["lr"] = cmd.rate if i == 0 and not cmd.factor else group["lr"] * ratio
-            for key in _SCHEDULE_KEYS:
-                if key in group:
-                    group[key] *= ratio
-        base = getattr(engine.scheduler, "base_lrs", None)
-        if base is not None:
-            engine.scheduler.base_lrs = [b * ratio for b in base]
-        p.lr_factor = factor
-        return self._answer(engine, cmd, True, old=old, new=groups[0]["lr"])
+        p = engine.progress
+        old = engine.optimizer.param_groups[0]["lr"]
+        p.lr_factor, p.lr_fixed = (cmd.rate, None) if cmd.factor else (1.0, cmd.rate)
+        new = self.rates.set(p.lr_factor, p.lr_fixed)
+        return self._answer(engine, cmd, True, old=old, new=new)
 
     def _state(self) -> str:
         return "paused" if self.paused else "running"
@@ -119,5 +150,6 @@ class Helm:
         engine.reporter.handle(Control(
             action=cmd.action, accepted=accepted, step=p.global_step, epoch=p.epoch,
             source=cmd.source, origin=cmd.origin, command=cmd.describe(), old=old, new=new,
-            lr_factor=p.lr_factor, reason=reason, request=cmd.request, variant=cmd.variant))
+            lr_factor=p.lr_factor, lr_fixed=p.lr_fixed is not None, reason=reason,
+            request=cmd.request, variant=cmd.variant))
         return False
