@@ -62,12 +62,11 @@ def seed_config(data_dir: str):
 
 
 def engine_epoch(cfg, splits) -> float:
-    from vizlab.models import build_model
     from vizlab.report import NullSink
-    from vizlab.run.engine import Engine
+    from vizlab.run.prepare import build_engine, prepare_run
 
-    torch.manual_seed(0)
-    engine = Engine(cfg, build_model("mlp"), splits, torch.device("cpu"), NullSink())
+    prep = prepare_run(cfg.replace(device="cpu"), device=torch.device("cpu"), splits=splits)
+    engine = build_engine(prep, None, NullSink())
     start = time.perf_counter()
     engine.run()
     return time.perf_counter() - start

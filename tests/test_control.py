@@ -6,17 +6,15 @@ import threading
 import time
 
 import pytest
-import torch
 from idxdata import write_idx_dataset
 
 from vizlab.config import build_config
 from vizlab.control import ControlError, Inbox, parse_command, refused
-from vizlab.data.loading import load_splits
 from vizlab.events import Control, EpochEnd, RunEnded, TrainSteps, event_from_dict
-from vizlab.models import build_model
 from vizlab.report import Reporter
-from vizlab.run.checkpoint import Checkpointer
-from vizlab.run.engine import Engine
+from vizlab.run.prepare import build_engine, prepare_run
+from vizlab.run.rundir import RunDir
+from vizlab.run_files import CHECKPOINT_FILE
 
 STEPS = 10  # 320 samples, batch 32
 
@@ -53,19 +51,21 @@ class Collect:
             return next(e for e in self.events if predicate(e))
 
 
-def make_engine(data_dir, inbox, checkpoint_dir=None, **overrides):
+def make_engine(data_dir, inbox, checkpoint_dir=None, checkpoint=None, **overrides):
+    """An engine built the one way runs build theirs (prepare_run, build_engine); its
+    checkpoints go to ``checkpoint_dir`` when given."""
     options = dict(epochs=2, batch_size=32, data_dir=data_dir, visdom=False, progress="off",
-                   optimizer="sgd", lr=0.01, schedule="none")
+                   optimizer="sgd", lr=0.01, schedule="none", device="cpu")
     options.update(overrides)
     cfg = build_config("mlp", **options)
-    torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg.dataset, cfg.data_dir)
-    model = build_model(cfg.model, cfg.activation, cfg.hidden)
     sink = Collect()
-    checkpointer = Checkpointer(checkpoint_dir) if checkpoint_dir else None
-    engine = Engine(cfg, model, splits, torch.device("cpu"), Reporter([sink]),
-                    checkpointer=checkpointer, inbox=inbox)
-    return engine, sink
+    prep = prepare_run(cfg, checkpoint=checkpoint)
+    run_dir = RunDir(checkpoint_dir) if checkpoint_dir else None
+    return build_engine(prep, run_dir, Reporter([sink]), inbox=inbox), sink
+
+
+def checkpoint_in(path):
+    return RunDir(path).load_checkpoint()
 
 
 def rates(sink) -> list[float]:
@@ -112,10 +112,15 @@ def test_inbox_pending_is_a_plain_flag():
     assert inbox.pending is False
 
 
-def test_control_event_round_trips():
-    event = Control(action="lr", accepted=True, step=7, epoch=1, source="dashboard",
-                    origin="x", command="lr x0.5", old=0.01, new=0.005, lr_factor=0.5)
-    assert event_from_dict(event.to_dict()) == event
+def test_control_events_round_trip_and_are_checked_when_read():
+    rate = Control(action="lr", accepted=True, step=7, epoch=1, source="dashboard",
+                   origin="x", command="lr x0.5", old=0.01, new=0.005, lr_factor=0.5)
+    state = Control(action="pause", accepted=True, step=7, epoch=1, old="running", new="paused")
+    for event in (rate, state):
+        assert event_from_dict(event.to_dict()) == event
+    for bad in ({"old": [1]}, {"new": True}, {"step": -1}, {"accepted": "yes"}):
+        with pytest.raises(ValueError, match="control"):
+            event_from_dict({**state.to_dict(), **bad})
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -168,8 +173,8 @@ def test_a_resumed_run_keeps_the_changed_rate(data_dir, tmp_path, schedule, comm
     put(inbox, command, "stop")
     ended = first.run()
     assert ended.status == "stopped" and ended.step == 1
-    second, second_sink = make_engine(data_dir, Inbox(), schedule=schedule)
-    second.load_state_dict(Checkpointer(tmp_path).load())
+    second, second_sink = make_engine(data_dir, Inbox(), schedule=schedule,
+                                      checkpoint=checkpoint_in(tmp_path))
     assert second.run().status == "finished"
     resumed, before = rates(second_sink), rates(plain_sink)[1:]
     if command == "lr x0.25":
@@ -192,7 +197,7 @@ def test_stop_finishes_the_step_writes_a_checkpoint_and_ends_stopped(data_dir, t
     assert ended.status == "stopped" and ended.step == answer.step == STEPS + 1
     assert ended.message == f"stopped at epoch 2, step {ended.step}"
     assert sink.of(RunEnded) == [ended]
-    state = Checkpointer(tmp_path).load()
+    state = checkpoint_in(tmp_path)
     assert state["progress"]["global_step"] == ended.step
     assert state["progress"]["step_in_epoch"] == ended.step - STEPS
 
@@ -202,10 +207,10 @@ def test_checkpoint_writes_one_now(data_dir, tmp_path):
     engine, sink = make_engine(data_dir, inbox, tmp_path, epochs=1)
     put(inbox, "checkpoint")  # acted on after step 1
     seen = []
-    sink.hooks.append((Control, lambda e: seen.append(Checkpointer(tmp_path).load())))
+    sink.hooks.append((Control, lambda e: seen.append(checkpoint_in(tmp_path))))
     engine.run()
     [answer] = sink.of(Control)
-    assert answer.accepted and answer.new == str(tmp_path / "checkpoint.pt")
+    assert answer.accepted and answer.new == str(tmp_path / CHECKPOINT_FILE)
     assert seen[0]["progress"]["global_step"] == answer.step == 1
 
 

@@ -15,19 +15,17 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from conftest import vizlab
 from idxdata import write_idx_dataset
 from test_control_door import log_records, wait_for
 from test_engine import Collect, StopAfter
 
 from vizlab.config import RunConfig
-from vizlab.control import CONTROL_DIR
-from vizlab.data.loading import load_splits
 from vizlab.events import TrainSteps
-from vizlab.models import build_model
 from vizlab.report import Reporter
-from vizlab.run.engine import Engine
+from vizlab.run.prepare import build_engine, prepare_run
+from vizlab.run.rundir import RunDir
+from vizlab.run_files import CHECKPOINT_FILE, CONTROL_DIR
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,8 @@ def test_two_processes_pause_change_rate_and_stop_on_one_step(data_dir, tmp_path
         assert code == 0 and f"from step {paused + 1}" in out, err
         code, out, err = vizlab(capsys, "control", str(run_dir), "checkpoint")
         assert code == 0 and f"checkpoint written at step {paused}" in out, err
-        shutil.copy(run_dir / "checkpoint.pt", tmp_path / "at-pause.pt")
+        (tmp_path / "at-pause").mkdir()
+        shutil.copy(run_dir / CHECKPOINT_FILE, tmp_path / "at-pause" / CHECKPOINT_FILE)
         code, out, err = vizlab(capsys, "control", str(run_dir), "resume")
         assert code == 0, err
         wait_for(lambda: max(r["step"] + len(r["losses"]) - 1 for r in log_records(run_dir)
@@ -82,13 +81,10 @@ def test_two_processes_pause_change_rate_and_stop_on_one_step(data_dir, tmp_path
 
     # One process, from the checkpoint written while paused, trains the same steps.
     cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())).replace(
-        world_size=1)
-    splits = load_splits(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, seed=cfg.seed)
-    model = build_model(cfg.model, cfg.activation, cfg.hidden)
+        world_size=1, threads=1)
     sink = Collect()
-    single = Engine(cfg, model, splits, torch.device("cpu"), Reporter([sink]),
-                    stop=StopAfter(stopped - paused - 1))
-    single.load_state_dict(torch.load(tmp_path / "at-pause.pt", weights_only=False))
+    prep = prepare_run(cfg, checkpoint=RunDir(tmp_path / "at-pause").load_checkpoint())
+    single = build_engine(prep, None, Reporter([sink]), stop=StopAfter(stopped - paused - 1))
     assert single.run().step == stopped
     alone = {e.step + i: (loss, e.lrs[i]) for e in sink.of(TrainSteps)
              for i, loss in enumerate(e.losses)}

@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from conftest import free_port, stop_visdom, vizlab, wait_port
 from idxdata import write_idx_dataset
-from runlogs import RunLogWriter, run_events
+from runlogs import open_run_log, run_events
 
-from vizlab.control import CONTROL_DIR, Inbox
+from vizlab.control import Inbox
 from vizlab.events import Control
 from vizlab.report.control_pane import LAYOUT, control_win
 from vizlab.report.visdom_events import EventListener
 from vizlab.report.visdom_sink import VisdomSink
 from vizlab.run.control_files import Watcher, submit
+from vizlab.run_files import CONTROL_DIR
 
 FAST = dict(flush_interval=0.1, heavy_interval=0.3, flush_budget=1.0)
 
@@ -72,7 +73,7 @@ def start_server(tmp_path, *extra):
 
 def live_sink(server_url, tmp_path, env, inbox):
     """A sink holding a started run (its control pane drawn) and listening for commands."""
-    log = RunLogWriter(tmp_path / env, {"name": env})
+    log = open_run_log(tmp_path / env, {"name": env})
     sink = VisdomSink(server_url, env, log_path=log.path, flush_log=log.flush, inbox=inbox,
                       **FAST)
     for event in run_events(env, epochs=1, steps_per_epoch=30, status="")[:3]:

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_for
 
 from vizlab.errors import VizlabError
 from vizlab.server import assets
@@ -250,17 +250,16 @@ def test_websocket_refuses_other_sites(state):
     assert refused.value.code == 403
 
 
-def test_ensure_server_starts_once_and_fast(state, monkeypatch):
+def test_ensure_server_starts_once(state, monkeypatch):
     port = free_port()
     monkeypatch.setattr(srv, "DEFAULT_PORT", port)  # the default port, without taking 8097 here
     monkeypatch.setattr(srv, "_ensured", set())
     url = f"http://localhost:{port}"
     assert srv.ensure_server("http://example.org:8097") is None  # not the default local URL
-    t0 = time.monotonic()
-    assert srv.ensure_server(url) == url
-    assert time.monotonic() - t0 < srv.ENSURE_WAIT + 2
+    assert srv.ensure_server(url) == url  # once the server is ready, or after ENSURE_WAIT s
     info = srv.running()
-    assert info is not None and info.port == port and answers(port)
+    assert info is not None and info.port == port
+    assert wait_for(lambda: answers(port))
     assert srv.ensure_server(url) is None  # once per process
     monkeypatch.setattr(srv, "_ensured", set())
     assert srv.ensure_server(url) is None  # something answers: nothing to start

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from vizlab.errors import VizlabError
 
-CONTROL_DIR = "control"  # in a run dir: where `vizlab control` drops command files
 ACTIONS = ("stop", "pause", "resume", "lr", "checkpoint", "drop")
 MAX_RATE = 100.0  # an absolute learning rate above this is a typo, not a choice
 MAX_FACTOR = 1000.0

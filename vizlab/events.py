@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from vizlab.event_checks import check_fields
+
 __all__ = [
     "Control",
     "EpochEnd",
@@ -181,24 +183,23 @@ _KINDS = {cls.kind: cls for cls in (RunStarted, SampleSet, TrainSteps, EpochEnd,
                                     Histograms, RunEnded, Control)}
 
 
-def _tuples(value):
-    """JSON gives lists; events hold tuples so they stay hashable-ish and compare equal."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
 def event_from_dict(d: dict[str, Any]) -> Event:
-    """Rebuild an event from ``to_dict()`` output (or a run-log line). Unknown keys are ignored."""
-    cls = _KINDS.get(d.get("event", ""))
+    """Rebuild an event from ``to_dict()`` output (or a run-log line). Unknown keys are ignored.
+
+    A run-log line is untrusted input: every field is type-checked and every size bounded (see
+    vizlab.event_checks) before anything is built; ValueError with a short reason otherwise.
+    """
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    kind = d.get("event")
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"unknown event kind {d.get('event')!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in d.items():
-        if k in names:
-            kwargs[k] = v if k in ("config", "layers") else _tuples(v)
-    return cls(**kwargs)
+        shown = kind[:40] if isinstance(kind, str) else kind
+        raise ValueError(f"unknown event kind {shown!r}" if kind is not None else "no event kind")
+    try:
+        return cls(**check_fields(cls, d))
+    except ValueError as exc:
+        raise ValueError(f"{kind}: {exc}") from None
 
 
 def encode_images(data: bytes) -> str:

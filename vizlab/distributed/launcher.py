@@ -34,20 +34,17 @@ class Outcome:
 
 
 def precheck(cfg: RunConfig, nproc: int) -> None:
-    """Raise the VizlabError every rank would raise, before any process starts."""
-    from vizlab.data.loading import prepare
-    from vizlab.models import build_model
-    from vizlab.run.checkpoint import Checkpointer
-    from vizlab.run.training import check_resume_epochs, run_dir_exists_error
+    """Raise the VizlabError every rank would raise, before any process starts: the run is
+    prepared here exactly as a rank prepares it (on the CPU), then let go."""
+    from vizlab.run.prepare import prepare_run
 
     rank_device(cfg.device, nproc - 1)  # the node's last process needs its own GPU too
-    prepare(cfg.dataset, cfg.data_dir)
-    build_model(cfg.model, cfg.activation, cfg.hidden)
-    if cfg.resume:
-        state = Checkpointer(Path(cfg.resume)).load()
-        check_resume_epochs(cfg, state["progress"]["epoch"])
-    elif cfg.name and (Path(cfg.runs_dir) / cfg.name).exists():
-        raise run_dir_exists_error(Path(cfg.runs_dir), cfg.name)
+    if not cfg.resume and cfg.name and (Path(cfg.runs_dir) / cfg.name).exists():
+        raise VizlabError(f"run dir {Path(cfg.runs_dir) / cfg.name} exists; pick another --name "
+                          f"or continue it with --resume {Path(cfg.runs_dir) / cfg.name}")
+    prep = prepare_run(cfg.replace(device="cpu"))
+    if prep.resumed is not None:
+        prep.resumed.unlock()  # rank 0 takes it again
 
 
 def launch(argv: list[str], nproc: int) -> Outcome:

@@ -71,10 +71,13 @@ class ConsoleSink:
         self.batch_size = int(e.config.get("batch_size", 1))
         what = "resuming" if e.resumed else "training"
         where = e.device + (f" x{e.world_size}" if e.world_size > 1 else "")
-        self.console.print(
-            f"{what} [bold]{e.model}[/] ({e.params:,} parameters) on {where}: "
+        from rich.text import Text
+
+        line = Text.assemble(  # Text, not markup: model and run dir are the user's strings
+            f"{what} ", (e.model, "bold"), f" ({e.params:,} parameters) on {where}: "
             f"{e.dataset}, {e.train_samples:,} train / {e.test_samples:,} test samples, "
-            f"{e.epochs} epochs -> {e.run_dir}", highlight=False)
+            f"{e.epochs} epochs -> {e.run_dir}")
+        self.console.print(line, highlight=False)
 
     def _steps(self, e: TrainSteps) -> None:
         for loss in e.losses:  # exponential moving average: a readable running loss

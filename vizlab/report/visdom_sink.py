@@ -1,4 +1,4 @@
-"""The Visdom sink: a live dashboard that never slows training and never loses data.
+"""The Visdom sink: a live dashboard that never slows training and, with a run log, loses no data.
 
 ``handle()`` runs on the training thread and only appends to a bounded queue (well under a
 microsecond). A background thread owns everything else: it folds events into a ``Dashboard``
@@ -14,6 +14,10 @@ When the server does not answer, the sink warns once, keeps folding events, retr
 and, when the server answers again, redraws every window from the run log. Before each flush it
 asks for the hash of a small window written since the last save: a server restarted in between
 (empty, or holding an older saved env) fails that check and gets the same full redraw.
+
+A full queue (the thread stuck behind a slow server) drops events: with a run log (``log_path``)
+every window is redrawn from it later, so nothing is lost; without one (your own training loop)
+the windows miss them, and the sink says so in one warning line.
 
 With an ``inbox`` (vizlab.control) the sink is also the dashboard's door for steering: a third
 thread listens to Visdom's websocket (vizlab.report.visdom_events) and puts the control pane's
@@ -50,7 +54,8 @@ class _OutOfTime(Exception):
 class VisdomSink:
     """Streams events to one Visdom env. See the module docstring for the guarantees.
 
-    ``log_path`` is the run's events.jsonl (the redraw source after an outage); ``flush_log``
+    ``log_path`` is the run's events.jsonl (the redraw source after an outage or a full queue;
+    without it, events dropped from a full queue are lost, with one warning); ``flush_log``
     pushes the run log to disk and is called, from the sink's thread, before every flush.
     ``board`` replaces the run dashboard with another model of the same shape (``apply``,
     ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
@@ -95,9 +100,10 @@ class VisdomSink:
         self._backoff = BACKOFF_FIRST
         self._warned: set[str] = set()
         # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
-        # and the CPU seconds of both.
+        # and the CPU seconds of both; events handled, and how many of the first handled are
+        # drawn (and saved) with nothing left to send: a condition to wait on.
         self.stats = {"flushes": 0, "redraws": 0, "requests": 0, "dropped": 0,
-                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0}
+                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0, "handled": 0, "drawn": 0}
         self._inbox, self._pane_stale, self.listener = inbox, False, None
         self._thread = threading.Thread(target=self._run, name=f"vizlab-visdom[{env}]",
                                         daemon=True)
@@ -116,9 +122,10 @@ class VisdomSink:
             return
         if len(self._queue) < self._max_queue:
             self._queue.append(event)
-        else:  # the thread is stuck: drop, and rebuild from the run log later
+        else:  # the thread is stuck: drop, and rebuild from the run log later (if there is one)
             self._overflow = True
             self.stats["dropped"] += 1
+        self.stats["handled"] += 1  # after the append: the thread's drain then sees the event
         if event.kind in ("epoch_end", "control"):
             self._wake.set()
 
@@ -160,6 +167,7 @@ class VisdomSink:
         while True:
             self._wake.clear()
             stopping = self._stopping  # read first: every event queued before close is drained
+            handled = self.stats["handled"]  # every one of these is queued (or dropped) by now
             try:
                 self._drain()
                 if stopping:
@@ -174,6 +182,8 @@ class VisdomSink:
                     self._flush(stopping)
                     self.stats["flush_s"] += time.perf_counter() - t0
                 self.stats["cpu_s"] += time.thread_time() - c0
+                if self._viz is not None and not (self._dirty or self._save_due or self._resync):
+                    self.stats["drawn"] = handled
             except _OutOfTime:
                 pass
             except Exception as exc:  # a bug must not kill the thread and let the queue grow
@@ -206,6 +216,11 @@ class VisdomSink:
         if self._overflow:
             self._overflow = False
             self._resync = self.log_path is not None
+            if self.log_path is None:
+                self._warn_once("dropped", f"the Visdom dashboard ({self.env}) fell behind and "
+                                f"dropped {self.stats['dropped']} events so far: its windows miss "
+                                "them (give VisdomSink a run log, log_path=, to have them "
+                                "redrawn)")
 
     def _connect(self, final: bool) -> None:
         try:

@@ -7,7 +7,8 @@ moves each file's command into the inbox and deletes the file. The folder exists
 run that takes commands is running, so a missing folder means nobody listens.
 
 Command files are untrusted input (anyone who can write the run dir can drop one): size-bounded,
-plain files only, parsed by the same vocabulary as the dashboard's.
+plain files only, parsed by the same vocabulary as the dashboard's. The folder itself must be a
+real directory: a symlink in its place is neither written through nor emptied.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vizlab.control import CONTROL_DIR, MAX_TEXT, ControlError, Inbox, parse_command, refused
+from vizlab.control import MAX_TEXT, ControlError, Inbox, parse_command, refused
 from vizlab.errors import VizlabError
+from vizlab.run_files import CONTROL_DIR
 from vizlab.term import warn
 
 POLL = 0.2  # seconds between looks into the control folder
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 MAX_FILE = 4096  # bytes; a command file is a few dozen
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,80}\.json$")
 
@@ -55,14 +58,16 @@ def submit(run_dir: Path, text: str) -> Request:
     """Check ``text`` and drop it into the run's control folder."""
     parse_command(text)  # a bad command never reaches the run dir
     folder = Path(run_dir) / CONTROL_DIR
-    if not folder.is_dir():
+    if not _real_dir(folder):
         raise VizlabError(f"{run_dir} is not taking commands: it is not running, or it was "
                           "started with --no-control")
     request = f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(4)}"
     body = json.dumps({"command": text, "request": request, "origin": origin_here()})
     tmp, path = folder / f".{request}.tmp", folder / f"{request}.json"
     try:
-        tmp.write_text(body, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(body)
         os.replace(tmp, path)  # the watcher never sees half a file
     except OSError as exc:
         try:
@@ -71,6 +76,14 @@ def submit(run_dir: Path, text: str) -> Request:
             pass
         raise VizlabError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     return Request(request, path)
+
+
+def _real_dir(path: Path) -> bool:
+    """A directory, not a symlink to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def withdraw(request: Request) -> bool:
@@ -130,22 +143,34 @@ class Watcher:
     def start(self) -> Watcher:
         try:
             self.folder.mkdir(exist_ok=True)
-            for stale in self.folder.iterdir():  # from a run that died: not for this one
-                stale.unlink()
         except OSError as exc:
             warn(f"`vizlab control` cannot reach this run: {self.folder}: {exc.strerror or exc}")
             return self
+        if not _real_dir(self.folder):
+            warn(f"`vizlab control` cannot reach this run: {self.folder} is not a directory")
+            return self
+        self._empty()  # files left by a run that died are not for this one
         self._thread.start()
         return self
+
+    def _empty(self) -> None:
+        try:
+            for left in os.scandir(self.folder):
+                try:
+                    os.unlink(left.path)  # a link is removed, never what it points to
+                except OSError:
+                    pass
+        except OSError:
+            pass
 
     def close(self) -> None:
         """Stop looking; remove the folder, so `vizlab control` knows nobody listens."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
+        if self._thread.ident is None:
+            return  # never started: the folder (if any) is not ours to empty
+        self._thread.join(5)
+        self._empty()
         try:
-            for left in self.folder.iterdir():
-                left.unlink()
             self.folder.rmdir()
         except OSError:
             pass

@@ -8,32 +8,44 @@ Learning rate (``Rates``): ``lr x0.5`` trains at 0.5 times the configured schedu
 the next step on (``lr x1`` is the schedule again); ``lr 0.003`` trains at 0.003 from the next step
 on, whatever the schedule would do. Both are set once per command, never per step, on what the
 optimizer and scheduler compute rates from: the param groups' ``lr``, OneCycleLR's
-``initial_lr``/``max_lr``/``min_lr``, CosineAnnealingLR's ``base_lrs``/``eta_min`` (a schedule
-between two equal rates is a fixed rate). All of it lives in the checkpoint, with
-``Progress.lr_factor``/``lr_fixed``, so a resumed run keeps the changed rate.
+``initial_lr``/``max_lr``/``min_lr`` (a cycle between two equal rates is a fixed rate), the
+cosine LambdaLR's ``base_lrs`` and ``lr_lambdas`` (a constant factor for a fixed rate).
+``Progress.lr_factor``/``lr_fixed`` live in the checkpoint, and a resumed run, whose schedule is
+built afresh from its config, sets them again: it keeps the changed rate.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 
 from vizlab.control import Command, Inbox
 from vizlab.events import Control
+from vizlab.run_files import CHECKPOINT_FILE
 
 PAUSE_POLL = 0.25  # seconds between looks at Ctrl-C while paused
 _SCHEDULE_KEYS = ("initial_lr", "max_lr", "min_lr")  # what OneCycleLR computes rates from
 
 
-class Rates:
-    """Sets an optimizer's rates from its configured schedule (the one it was built with)."""
+def _constant(step: int) -> float:
+    return 1.0
 
-    def __init__(self, optimizer, scheduler):
-        self.optimizer, self.scheduler = optimizer, scheduler
-        self.groups = [{k: g[k] for k in ("lr", *_SCHEDULE_KEYS) if k in g}
+
+class Rates:
+    """Sets an optimizer's rates from its configured schedule (as built from the config: ``lr``
+    is the configured rate, the schedule's parameters the ones it was built with)."""
+
+    def __init__(self, optimizer, scheduler, lr: float):
+        self.optimizer, self.scheduler, self.lr = optimizer, scheduler, lr
+        self.groups = [{k: g[k] for k in _SCHEDULE_KEYS if k in g}
                        for g in optimizer.param_groups]
         self.base_lrs = list(getattr(scheduler, "base_lrs", None) or [])
+        self.lambdas = list(getattr(scheduler, "lr_lambdas", None) or [])
         self.eta_min = getattr(scheduler, "eta_min", None)
+
+    def resume(self, progress) -> None:
+        """Set a resumed run's changed rate again (its schedule was built from the config)."""
+        if progress.lr_factor != 1.0 or progress.lr_fixed is not None:
+            self.set(progress.lr_factor, progress.lr_fixed)
 
     def set(self, factor: float, fixed: float | None) -> float:
         """From the next step on: ``fixed``, or ``factor`` times the schedule. The next step's
@@ -49,6 +61,9 @@ class Rates:
                     group[key] = scaled(orig[key])
         if self.base_lrs:
             sched.base_lrs = [scaled(b) for b in self.base_lrs]
+        if self.lambdas:  # LambdaLR: base rate times lambda(step); a fixed rate holds it at 1
+            sched.lr_lambdas = [_constant] * len(self.lambdas) if fixed is not None \
+                else list(self.lambdas)
         if self.eta_min is not None:
             sched.eta_min = scaled(self.eta_min)
         rates = [fixed] * len(groups) if fixed is not None else self._scheduled(factor)
@@ -60,12 +75,10 @@ class Rates:
         """The scaled schedule's rates for the next step (its parameters already scaled)."""
         sched = self.scheduler
         if sched is None:
-            return [g["lr"] * factor for g in self.groups]
-        if hasattr(sched, "T_max"):  # CosineAnnealingLR, in closed form
-            t, e = sched.last_epoch, sched.eta_min
-            return [e + (b - e) * (1 + math.cos(math.pi * t / sched.T_max)) / 2
-                    for b in sched.base_lrs]
-        with warnings.catch_warnings():  # OneCycleLR: closed form from the groups' keys
+            return [self.lr * factor] * len(self.groups)
+        # Both schedules are closed-form in the step (vizlab.run.optim): OneCycleLR from the
+        # groups' keys, LambdaLR from base_lrs; get_lr() gives the rate where the schedule stands.
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "use get_last_lr()": that is the unscaled one
             return list(sched.get_lr())
 
@@ -125,10 +138,11 @@ class Helm:
             self.paused = cmd.action == "pause"
             return self._answer(engine, cmd, True, old=old, new=self._state())
         if cmd.action == "checkpoint":
-            if engine.checkpointer is None:
+            if engine.checkpoints is None:
                 return self._answer(engine, cmd, False, reason="this run writes no checkpoints")
             engine._checkpoint()
-            return self._answer(engine, cmd, True, new=str(engine.checkpointer.path))
+            return self._answer(engine, cmd, True,
+                                new=str(engine.checkpoints.path / CHECKPOINT_FILE))
         if cmd.action == "lr":
             return self._rate(engine, cmd)
         return self._answer(engine, cmd, False,
