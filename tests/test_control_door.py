@@ -309,3 +309,21 @@ def test_no_control_runs_take_no_commands(data_dir, tmp_path, capsys):
         proc.communicate()
     code, out, err = vizlab(capsys, "control", str(tmp_path / "nowhere"), "stop")
     assert code == 2 and "no run directory" in err
+
+
+def test_a_symlinked_control_folder_is_neither_emptied_nor_written(tmp_path, capfd):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.json").write_text("{}")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / CONTROL_DIR).symlink_to(elsewhere)
+    watcher = Watcher(run_dir, Inbox()).start()
+    watcher.close()
+    assert (elsewhere / "precious.json").is_file() and (run_dir / CONTROL_DIR).is_symlink()
+    assert "is not a directory" in capfd.readouterr().err
+    from vizlab.errors import VizlabError
+
+    with pytest.raises(VizlabError, match="not taking commands"):
+        submit(run_dir, "stop")
+    assert [p.name for p in elsewhere.iterdir()] == ["precious.json"]
