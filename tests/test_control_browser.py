@@ -71,7 +71,7 @@ def live_run(tmp_path):
     data = write_idx_dataset(tmp_path / "data", n_train=6400, n_test=100)
     proc = subprocess.Popen(
         [sys.executable, "-m", "vizlab", "run", "mlp", "--data-dir", str(data),
-         "--epochs", "100000", "--batch-size", "32", "--optimizer", "sgd", "--lr", "0.01",
+         "--epochs", "10000", "--batch-size", "32", "--optimizer", "sgd", "--lr", "0.01",
          "--schedule", "none", "--runs-dir", str(tmp_path / "runs"), "--name", NAME,
          "--visdom-url", server.url, "--progress", "plain"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -91,6 +91,7 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
     server, proc, run_dir = live_run
     wait_for(lambda: proc.poll() is not None or server.client().win_exists(control_win(NAME), NAME),
              120, "the run's dashboard")
+    assert proc.poll() is None, proc.communicate()[1]
     driver = _browser(tmp_path)
     try:
         driver.get(f"{server.url}/env/{NAME}")
