@@ -10,6 +10,7 @@ from conftest import free_port, wait_for
 from runlogs import open_run_log, run_events, write_run
 
 from vizlab.cli import cli, main
+from vizlab.report.control_pane import control_win
 from vizlab.report.replay import replay
 from vizlab.report.visdom_sink import VisdomSink
 
@@ -17,8 +18,14 @@ VOLATILE = ("contentID", "i")  # a random id per update, and the window's creati
 
 
 def env_windows(server, env) -> dict:
+    """The env's windows; the control pane (whose id is unique per env) under "control"."""
     data = json.loads(server.client().get_window_data(None, env))
-    return {win: {k: v for k, v in w.items() if k not in VOLATILE} for win, w in data.items()}
+    return {_named(win, env): {k: _named(v, env) if k == "id" else v for k, v in w.items()
+                               if k not in VOLATILE} for win, w in data.items()}
+
+
+def _named(win, env):
+    return "control" if win == control_win(env) else win
 
 
 def live_run(server, run_dir, env, events):
@@ -49,7 +56,8 @@ def test_replay_into_a_fresh_env_equals_the_live_env(visdom_server, tmp_path, st
     result = replay(tmp_path / "r", visdom_server.url, env=env + "-replay")
     assert result.events == len(events)
     live, replayed = env_windows(visdom_server, env), env_windows(visdom_server, env + "-replay")
-    assert set(live) == set(replayed) == set(result.windows)
+    assert set(live) == set(replayed) == {_named(w, result.env) for w in result.windows}
+    assert "control" in live
     for win in live:
         assert live[win] == replayed[win], win
     raw = live["train_loss"]["content"]["data"][0]

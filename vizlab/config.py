@@ -68,6 +68,7 @@ class RunConfig:
     env: str | None = None
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
+    control: bool = True  # take steering commands (dashboard pane, `vizlab control`)
     world_size: int = 1  # processes training together (torch.distributed); batch_size is global
     amp: str = "off"  # bf16: forward passes under torch.autocast (measured, not assumed, faster)
     compile: bool = False  # train through torch.compile(model)

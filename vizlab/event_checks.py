@@ -90,6 +90,8 @@ def _checker(hint) -> Callable[[str, Any], Any]:
         if len(rest) == 1 and len(args) == 2:
             inner = _checker(rest[0])
             return lambda name, v: None if v is None else inner(name, v)
+        if all(a in _SCALARS for a in rest):  # e.g. str | float | None (a control's old value)
+            return _any_of(rest, nullable=len(rest) < len(args))
     elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         item = _checker(args[0])
 
@@ -106,6 +108,22 @@ def _checker(hint) -> Callable[[str, Any], Any]:
     elif hint is dict or origin is dict:
         return _dict_check
     raise TypeError(f"no file check for the annotation {hint!r}")  # a new event type: add one
+
+
+def _any_of(types_: list, nullable: bool) -> Callable[[str, Any], Any]:
+    checks = [_SCALARS[t] for t in types_]
+    names = " or ".join(t.__name__ for t in types_)
+
+    def check_any(name, v):
+        if v is None and nullable:
+            return None
+        for check in checks:
+            try:
+                return check(name, v)
+            except ValueError:
+                continue
+        raise ValueError(f"{name} is {_kind(v)}, not {names}")
+    return check_any
 
 
 def _kind(v) -> str:

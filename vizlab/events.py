@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from vizlab.event_checks import check_fields
 
 __all__ = [
+    "Control",
     "EpochEnd",
     "Event",
     "Histograms",
@@ -143,7 +144,7 @@ class Histograms(Event):
 @dataclass(frozen=True)
 class RunEnded(Event):
     kind: ClassVar[str] = "run_ended"
-    status: str  # finished | failed | interrupted
+    status: str  # finished | failed | interrupted | stopped (asked to, by a control command)
     epochs_done: int
     step: int
     best_acc: float | None = None
@@ -153,8 +154,33 @@ class RunEnded(Event):
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Control(Event):
+    """A steering command (vizlab.control), accepted or refused at a step boundary.
+
+    ``old`` and ``new`` are what changed: the learning rate for ``lr``, the state (running,
+    paused) for ``pause``/``resume``; ``reason`` says why a command was refused.
+    """
+
+    kind: ClassVar[str] = "control"
+    action: str  # stop | pause | resume | lr | checkpoint | drop | unknown
+    accepted: bool
+    step: int  # the last step trained before the command acted (it acts from step + 1)
+    epoch: int
+    source: str = ""  # the door: dashboard | terminal
+    origin: str = ""  # who and where from
+    command: str = ""  # as given, e.g. "lr x0.5"
+    old: str | float | None = None
+    new: str | float | None = None
+    lr_factor: float = 1.0  # the rate's factor on the configured schedule, after the command
+    lr_fixed: bool = False  # after the command the rate is fixed (the schedule no longer applies)
+    reason: str = ""
+    request: str = ""  # the id a waiting `vizlab control` recognises its answer by
+    variant: str = ""  # in a comparison: the variant it was for
+
+
 _KINDS = {cls.kind: cls for cls in (RunStarted, SampleSet, TrainSteps, EpochEnd, Predictions,
-                                    Histograms, RunEnded)}
+                                    Histograms, RunEnded, Control)}
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:

@@ -9,5 +9,6 @@ CONFIG_FILE = "config.json"  # the run's RunConfig (RunDir, at start and on resu
 EVENTS_FILE = "events.jsonl"  # every event, one JSON object a line (report.runlog.RunLogSink)
 CHECKPOINT_FILE = "checkpoint.pt"  # the training state (RunDir, atomically, at epoch ends)
 LOCK_FILE = ".lock"  # flock()ed by the process that owns the dir; holds its pid
+CONTROL_DIR = "control"  # `vizlab control`'s command files, while the run takes commands
 COMPARISON_JSON = "comparison.json"  # a comparison's members and results (compare.comparison)
 COMPARISON_CSV = "comparison.csv"  # the same results as a table

@@ -11,7 +11,8 @@ from vizlab.commands.options import training_options
 
 # What may change when a run is resumed; everything else (model, data, optimizer...) is the run's.
 RESUMABLE = {"epochs", "device", "threads", "progress", "visdom", "visdom_url",
-             "visdom_url_given", "server", "histograms", "env", "data_dir", "amp", "compile"}
+             "visdom_url_given", "server", "histograms", "env", "data_dir", "amp", "compile",
+             "control"}
 
 
 @click.command()
@@ -157,12 +158,14 @@ def edge_options(options: dict, given: set) -> dict:
     from vizlab.report.console import choose_mode
 
     out = {k: v for k, v in options.items() if k in given and k not in
-           ("no_visdom", "no_server", "viz_histograms", "progress", "visdom_url",
+           ("no_visdom", "no_server", "no_control", "viz_histograms", "progress", "visdom_url",
             "trust_model_file")}
     if "no_visdom" in given:
         out["visdom"] = not options["no_visdom"]
     if "no_server" in given:
         out["server"] = not options["no_server"]
+    if "no_control" in given:
+        out["control"] = not options["no_control"]
     if "viz_histograms" in given:
         out["histograms"] = options["viz_histograms"]
     if "progress" in given:

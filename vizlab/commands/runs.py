@@ -25,7 +25,7 @@ class RunSummary:
     name: str
     model: str
     dataset: str
-    status: str  # finished | failed | interrupted | unfinished (running, or killed) | empty
+    status: str  # finished | stopped | failed | interrupted | unfinished (running, killed) | empty
     best_acc: float | None
     epochs: str
     started: datetime | None
@@ -129,7 +129,7 @@ def runs(ctx, runs_dir):
     for column in ("name", "model", "dataset", "status", "best acc", "epochs", "date"):
         table.add_column(column, justify="right" if column == "best acc" else "left",
                          overflow="fold")
-    styles = {"finished": "green", "failed": "red", "interrupted": "yellow"}
+    styles = {"finished": "green", "failed": "red", "interrupted": "yellow", "stopped": "cyan"}
     for s in found:  # Text cells: names are shown as they are, never read as Rich markup
         table.add_row(Text(s.name), Text(s.model), Text(s.dataset),
                       Text(s.status, style=styles.get(s.status, "")),

@@ -37,11 +37,14 @@ def server():
                    "localhost and --host always work.")
 @click.option("--login", is_flag=True,
               help=f"Require a login: {srv.USER_VAR} and {srv.PASSWORD_VAR}.")
+@click.option("--readonly", is_flag=True,
+              help="Dashboards nobody can change or steer from the page (no control pane "
+                   "commands, no closing windows).")
 @click.option("--foreground", is_flag=True, help="Run in this terminal; Ctrl-C stops it.")
 @click.option("--assets-dir", type=_EXISTING_DIR, default=None,
               help="Take the front-end files from DIR (made by `vizlab server assets --export`) "
                    "instead of the npm registry.")
-def start(port, host, env_dir, allow_hosts, login, foreground, assets_dir):
+def start(port, host, env_dir, allow_hosts, login, readonly, foreground, assets_dir):
     """Start the Visdom server (in the background unless --foreground).
 
     By default it listens on 127.0.0.1 only. tornado's debug mode is off, it works with no
@@ -57,9 +60,11 @@ def start(port, host, env_dir, allow_hosts, login, foreground, assets_dir):
              "IP address, or by the names given with --allow-host)")
     progress = _progress()
     if foreground:
-        srv.exec_foreground(port, host, env_dir, login, assets_dir, progress, allow_hosts)
+        srv.exec_foreground(port, host, env_dir, login, assets_dir, progress, allow_hosts,
+                            readonly)
         return  # not reached: exec replaced this process
-    info, already = srv.start(port, host, env_dir, login, assets_dir, progress, allow_hosts)
+    info, already = srv.start(port, host, env_dir, login, assets_dir, progress, allow_hosts,
+                              readonly)
     if already:
         console().print(f"vizlab's Visdom server already runs at {info.url} (pid {info.pid})")
         return

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from vizlab.events import EpochEnd, Event, RunEnded, RunStarted, TrainSteps
+from vizlab.events import Control, EpochEnd, Event, RunEnded, RunStarted, TrainSteps
 
 
 def choose_mode(requested: str | None, stream=None) -> str:
@@ -56,6 +56,10 @@ class ConsoleSink:
         elif isinstance(event, RunEnded):
             self._stop_bar()
             self._summary(event)
+        elif isinstance(event, Control):  # a steering command, accepted or refused
+            from vizlab.report.control_pane import describe
+
+            self.console.print(f"control: {describe(event)}", markup=False, highlight=False)
 
     def close(self, status: str = "finished") -> None:
         self._stop_bar()

@@ -49,11 +49,12 @@ def run_env(run_dir: Path, config: dict | None = None) -> str:
     return config.get("env") or config.get("name") or Path(run_dir).name
 
 
-def rebuild(run_dir: Path, recent=()) -> Dashboard:
-    """The dashboard of a run's log, plus those ``recent`` events the log does not hold yet."""
+def rebuild(run_dir: Path, recent=(), env: str | None = None) -> Dashboard:
+    """The dashboard of a run's log, plus those ``recent`` events the log does not hold yet
+    (drawn into ``env``: the run's own by default)."""
     from vizlab.report.dashboard import Dashboard
 
-    board, recent = Dashboard(), list(recent)
+    board, recent = Dashboard(env), list(recent)
     last, seen = None, False  # the log's last event; whether it holds the newest recent one
     for event in read_events(run_dir):  # streamed: memory follows the board, not the log
         board.apply(event)
@@ -111,7 +112,7 @@ def replay(run_dir: Path | str, url: str | None = None,
     run_dir = Path(run_dir)
     target = vc.parse_url(url or default_visdom_url())
     env = env or run_env(run_dir)
-    log, board, count = read_events(run_dir), Dashboard(), 0
+    log, board, count = read_events(run_dir), Dashboard(env), 0
     try:
         for event in log:  # streamed: memory follows the board, not the log
             board.apply(event)

@@ -130,6 +130,11 @@ class VisdomClient:
         if status != 200 or self._cookie is None:
             raise VisdomRejected(f"login to Visdom as {user!r} failed ({status})")
 
+    @property
+    def cookie(self) -> str | None:
+        """The login cookie, once logged in (the websocket sends it too)."""
+        return self._cookie
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

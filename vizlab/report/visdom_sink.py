@@ -18,6 +18,11 @@ asks for the hash of a small window written since the last save: a server restar
 A full queue (the thread stuck behind a slow server) drops events: with a run log (``log_path``)
 every window is redrawn from it later, so nothing is lost; without one (your own training loop)
 the windows miss them, and the sink says so in one warning line.
+
+With an ``inbox`` (vizlab.control) the sink is also the dashboard's door for steering: a third
+thread listens to Visdom's websocket (vizlab.report.visdom_events) and puts the control pane's
+commands (vizlab.report.control_pane) for this env into the inbox; the run answers with a Control
+event, and the pane is drawn again at once.
 """
 
 from __future__ import annotations
@@ -55,14 +60,15 @@ class VisdomSink:
     ``board`` replaces the run dashboard with another model of the same shape (``apply``,
     ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
     Flushes come every ``flush_interval`` seconds, or further apart when they would take more
-    than ``flush_budget`` of the time; and at once after an epoch.
+    than ``flush_budget`` of the time; and at once after an epoch or a steering command.
+    ``inbox`` (a vizlab.control.Inbox) receives the commands of this env's control pane.
     """
 
     def __init__(self, url: str | None = None, env: str = "main",
                  log_path: Path | str | None = None, flush_interval: float = 1.0,
                  heavy_interval: float = 3.0, flush_log: Callable[[], None] | None = None,
                  close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
-                 flush_budget: float = FLUSH_BUDGET, board=None):
+                 flush_budget: float = FLUSH_BUDGET, board=None, inbox=None):
         from vizlab.config import default_visdom_url
 
         self.url = url or default_visdom_url()
@@ -82,7 +88,7 @@ class VisdomSink:
         self._close_status = "finished"
         self._deadline = float("inf")
         # Owned by the background thread.
-        self._board = board if board is not None else Dashboard()
+        self._board = board if board is not None else Dashboard(env)
         self._recent: deque = deque(maxlen=RECENT)
         self._viz = None
         self._dirty: set[str] = set()
@@ -99,9 +105,15 @@ class VisdomSink:
         # drawn (and saved) with nothing left to send: a condition to wait on.
         self.stats = {"flushes": 0, "redraws": 0, "requests": 0, "dropped": 0,
                       "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0, "handled": 0, "drawn": 0}
+        self._inbox, self._pane_stale, self.listener = inbox, False, None
         self._thread = threading.Thread(target=self._run, name=f"vizlab-visdom[{env}]",
                                         daemon=True)
         self._thread.start()
+        if inbox is not None:
+            from vizlab.report.visdom_events import EventListener
+
+            self.listener = EventListener(self._target, self._browser_event,
+                                          name=f"vizlab-visdom-events[{env}]").start()
 
     # -- the training thread's side ----------------------------------------------------------
 
@@ -115,7 +127,25 @@ class VisdomSink:
             self._overflow = True
             self.stats["dropped"] += 1
         self.stats["handled"] += 1  # after the append: the thread's drain then sees the event
-        if event.kind == "epoch_end":
+        if event.kind in ("epoch_end", "control"):
+            self._wake.set()
+
+    def _browser_event(self, message: dict) -> None:
+        """On the listener's thread: a command from this env's control pane into the inbox."""
+        from vizlab.report.control_pane import command_from_update
+
+        win = getattr(self._board, "control_win", None)  # a str: safe to read from here
+        if win is None:
+            return
+        command = command_from_update(message, self.env, win,
+                                      origin=f"dashboard ({self._target.url}, env {self.env})")
+        if command is not None:
+            self._inbox.put(command)
+        elif message.get("eid") == self.env and message.get("target") == win \
+                and message.get("event_type") in ("PropertyUpdate", "close"):
+            # An edit of a row that only shows state (undo it), or the pane closed in the page
+            # (the door must stay open): draw it again.
+            self._pane_stale = True
             self._wake.set()
 
     def close(self, status: str = "finished") -> None:
@@ -127,6 +157,8 @@ class VisdomSink:
         self._close_status = status
         self._deadline = time.monotonic() + self.close_timeout
         self._stopping = True
+        if self.listener is not None:
+            self.listener.close()
         self._wake.set()
         self._thread.join(self.close_timeout + 0.5)
 
@@ -174,6 +206,14 @@ class VisdomSink:
                 self._warn_once("event", f"ignored a malformed {event.kind} event")
             if event.kind == "epoch_end":
                 self._epoch_flush = self._save_due = True
+            elif event.kind == "control":  # show the answer on the control pane at once
+                self._epoch_flush = True
+        if self._pane_stale:
+            self._pane_stale = False
+            refresh = getattr(board, "refresh_control", None)
+            if refresh is not None:
+                self._dirty |= refresh()
+                self._epoch_flush = True
         if self._overflow:
             self._overflow = False
             self._resync = self.log_path is not None
@@ -244,7 +284,7 @@ class VisdomSink:
         if self.log_path is not None and self.log_path.is_file():
             from vizlab.report.replay import rebuild
 
-            self._board = rebuild(self.log_path.parent, self._recent)
+            self._board = rebuild(self.log_path.parent, self._recent, self.env)
             if final:
                 self._board.closed_status = self._close_status
         self._resync = False

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vizlab.config import RunConfig
+from vizlab.control import Inbox
 from vizlab.events import (
     EpochEnd,
     Histograms,
@@ -32,6 +33,7 @@ from vizlab.events import (
     encode_images,
 )
 from vizlab.run.evaluate import evaluate
+from vizlab.run.steering import Helm, Rates
 from vizlab.run.threads import FixedThreads
 from vizlab.run.train_state import TrainState
 
@@ -66,12 +68,13 @@ class Engine:
 
     Built once, whole, by vizlab.run.prepare: ``checkpoints`` (the RunDir, or None for a rank
     that does not write) takes the state at epoch ends and on a stop; ``shard`` is this process's
-    part of a distributed run (None: one process); ``threads`` the CPU thread policy.
+    part of a distributed run (None: one process); ``threads`` the CPU thread policy; ``inbox``
+    the steering commands (vizlab.control), read at step boundaries (None: nobody steers).
     """
 
     def __init__(self, cfg: RunConfig, state: TrainState, splits, device: torch.device,
                  reporter, checkpoints=None, stop: StopFlag | None = None, shard=None,
-                 threads=None):
+                 threads=None, inbox=None):
         self.cfg, self.state, self.data, self.device = cfg, state, splits, device
         self.model, self.optimizer, self.scheduler = state.model, state.optimizer, state.scheduler
         self.progress = state.progress
@@ -86,6 +89,10 @@ class Engine:
         self.steps_per_epoch = steps_per_epoch(cfg, len(splits.train_y))
         self.samples = sample_indices(len(splits.test_y), cfg.samples)
         self.stopped = False
+        self.stop_status = "interrupted"  # what a stop ends as; "stopped" when a command asked
+        self.inbox = inbox if inbox is not None else Inbox()  # an empty one: nobody steers
+        self.helm = Helm(self.inbox, Rates(self.optimizer, self.scheduler, cfg.lr))
+        self.helm.rates.resume(self.progress)  # a resumed run keeps a changed rate
         if state.rng_state is not None:  # a resumed run draws what the uninterrupted one would
             torch.set_rng_state(state.rng_state)
 
@@ -130,14 +137,15 @@ class Engine:
                 pass
         except FloatingPointError as exc:
             return self.finish("failed", str(exc), time.monotonic() - t0)
-        return self.finish("interrupted" if self.stopped else "finished", "",
+        return self.finish(self.stop_status if self.stopped else "finished", "",
                            time.monotonic() - t0)
 
     def finish(self, status: str, message: str = "", wall_time: float = 0.0) -> RunEnded:
         """Emit and return the run's RunEnded event."""
         p = self.progress
-        if status == "interrupted" and not message:
-            message = f"interrupted at epoch {p.epoch}, step {p.global_step}"
+        self.helm.refuse_left(self)
+        if status in ("interrupted", "stopped") and not message:
+            message = f"{status} at epoch {p.epoch}, step {p.global_step}"
         last = p.history[-1] if p.history else {}
         ended = RunEnded(status=status, epochs_done=len(p.history), step=p.global_step,
                          best_acc=p.best_acc if p.best_acc >= 0 else None,
@@ -153,7 +161,7 @@ class Engine:
         so epoch times stay honest when variants train in lockstep.
         """
         cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
-        shard, forward = self.shard, self.train_forward
+        shard, forward, inbox = self.shard, self.train_forward, self.inbox
         x_all, y_all = self.data.train_x, self.data.train_y
         n, bs = len(y_all), cfg.batch_size
         perm = epoch_permutation(cfg.seed, p.epoch, n).to(self.device)
@@ -182,7 +190,7 @@ class Engine:
             if shard is None:
                 stopping = self.stop.requested
                 due = (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
-                       or now - last_readback >= READBACK_SECONDS)
+                       or now - last_readback >= READBACK_SECONDS or inbox.pending)
             else:  # processes must agree on when: count steps, never seconds
                 stopping, due = False, shard.due(len(lrs), i + 1 == self.steps_per_epoch)
             if due:
@@ -190,13 +198,20 @@ class Engine:
                 resumed = now
                 if shard is None:
                     values = losses[:len(lrs)].tolist()  # the one device sync per chunk
-                else:  # the global batches' losses, and whether any process was asked to stop
-                    values, stopping = shard.gather_steps(losses[:len(lrs)], self.stop.requested,
-                                                          now - last_readback)
+                    asked = inbox.pending
+                else:  # the global batches' losses; whether any process was asked to stop, and
+                    # whether rank 0 holds commands (then every rank acts on them, here)
+                    values, stopping, asked = shard.gather_steps(
+                        losses[:len(lrs)], self.stop.requested, now - last_readback,
+                        inbox.pending)
                 self._emit_steps(values, lrs, chunk_start)
                 self.threads.observe(len(lrs), p.epoch_seconds - chunk_seconds)
                 chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
                 chunk_seconds = p.epoch_seconds
+                if asked:  # steering commands act here, between two steps
+                    t = time.monotonic()
+                    stopping = self.helm.obey(self) or stopping
+                    resumed += time.monotonic() - t  # a pause is not training time
             if stopping:
                 self.stopped = True
                 return

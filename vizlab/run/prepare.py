@@ -178,13 +178,15 @@ def open_run_dir(prep: Prepared) -> RunDir:
     return run_dir
 
 
-def build_engine(prep: Prepared, run_dir: RunDir | None, reporter, stop=None, shard=None):
-    """The run's Engine, whole: the one place an Engine is built."""
+def build_engine(prep: Prepared, run_dir: RunDir | None, reporter, stop=None, shard=None,
+                 inbox=None):
+    """The run's Engine, whole: the one place an Engine is built. ``inbox``: the steering
+    commands it takes (vizlab.control), None for none."""
     from vizlab.run.engine import Engine
 
     cfg = prep.cfg if run_dir is None else prep.cfg.replace(name=run_dir.name)
     return Engine(cfg, prep.state, prep.splits, prep.device, reporter, checkpoints=run_dir,
-                  stop=stop, shard=shard, threads=prep.threads)
+                  stop=stop, shard=shard, threads=prep.threads, inbox=inbox)
 
 
 def run_started_event(engine, run_dir: Path | RunDir, world_size: int = 1,

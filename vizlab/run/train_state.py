@@ -19,6 +19,7 @@ from vizlab.errors import VizlabError
 from vizlab.run.optim import make_optimizer, make_scheduler
 
 MAX_EPOCHS_RECORDED = 100_000
+_SINCE_STEERING = ("lr_factor", "lr_fixed")  # progress fields a checkpoint may lack
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch summaries
     epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
     epoch_seconds: float = 0.0  # training time spent on this epoch so far
+    lr_factor: float = 1.0  # on the configured schedule's rate, set by an `lr xF` command
+    lr_fixed: float | None = None  # the rate, whatever the schedule, set by an `lr R` command
 
     @classmethod
     def from_dict(cls, d: Any) -> Progress:
@@ -41,9 +44,15 @@ class Progress:
         out = cls()
         for f in fields(cls):
             if f.name not in d:
+                if f.name in _SINCE_STEERING:  # a checkpoint from before steering
+                    continue
                 raise ValueError(f"progress has no {f.name}")
             value = d[f.name]
-            if f.type == "int":
+            if f.name in _SINCE_STEERING:  # a positive rate or factor (lr_fixed: or None)
+                ok = (value is None and f.name == "lr_fixed") or (
+                    isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and 0 < value < float("inf"))
+            elif f.type == "int":
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             elif f.type == "float":
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)

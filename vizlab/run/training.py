@@ -32,15 +32,16 @@ def sigint_requests_stop(stop):
         signal.signal(signal.SIGINT, previous)
 
 
-def build_sinks(cfg: RunConfig, run_dir: RunDir):
-    """The run log first (the durable record), then Visdom, then the terminal."""
+def build_sinks(cfg: RunConfig, run_dir: RunDir, inbox=None):
+    """The run log first (the durable record), then Visdom (the dashboard's door for steering
+    commands, into ``inbox``), then the terminal."""
     from vizlab.report.console import ConsoleSink
     from vizlab.report.runlog import RunLogSink
 
     runlog = RunLogSink(run_dir.path)
     sinks = [runlog]
     if cfg.visdom:
-        sinks.append(make_visdom_sink(cfg, run_dir, runlog.flush))
+        sinks.append(make_visdom_sink(cfg, run_dir, runlog.flush, inbox))
     sinks.append(ConsoleSink(cfg.progress))
     return sinks
 
@@ -62,12 +63,12 @@ def open_dashboard(cfg: RunConfig, env: str) -> str:
     return url
 
 
-def make_visdom_sink(cfg: RunConfig, run_dir: RunDir, flush_log):
+def make_visdom_sink(cfg: RunConfig, run_dir: RunDir, flush_log, inbox=None):
     from vizlab.report.visdom_sink import VisdomSink
 
     env = cfg.env or run_dir.name
     url = open_dashboard(cfg, env)
-    return VisdomSink(url, env, log_path=run_dir.events_path, flush_log=flush_log)
+    return VisdomSink(url, env, log_path=run_dir.events_path, flush_log=flush_log, inbox=inbox)
 
 
 def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
@@ -77,13 +78,16 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
     rank checks its input and trains its shard, an input error on any rank is raised on all of
     them, and rank 0 alone opens the run dir (its name is broadcast), reports and checkpoints.
     """
+    from vizlab.control import Inbox
     from vizlab.report import Reporter
+    from vizlab.run.control_files import watching
     from vizlab.run.engine import StopFlag
     from vizlab.run.prepare import build_engine, open_run_dir, prepare_run, run_started_event
 
     cfg = cfg.replace(world_size=group.world_size if group else 1)
     prep = prepare_run(cfg, group)  # 1. every input checked; nothing written
     main = group is None or group.is_main
+    inbox = Inbox() if cfg.control and main else None  # steering: rank 0 alone listens
     run_dir: RunDir | None = None
     sinks: list = []
 
@@ -91,7 +95,7 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
         nonlocal run_dir
         run_dir = open_run_dir(prep)
         try:
-            sinks.extend(build_sinks(prep.cfg.replace(name=run_dir.name), run_dir))
+            sinks.extend(build_sinks(prep.cfg.replace(name=run_dir.name), run_dir, inbox))
         except BaseException:
             run_dir.unlock()
             raise
@@ -102,12 +106,12 @@ def train(cfg: RunConfig, group=None) -> tuple[RunEnded, Path]:
         reporter = Reporter(sinks)
         stop = StopFlag()
         shard = group.shard(prep.state.model, prep.device) if group else None
-        engine = build_engine(prep, run_dir if main else None, reporter, stop, shard)
+        engine = build_engine(prep, run_dir if main else None, reporter, stop, shard, inbox)
         p = engine.progress
         reporter.handle(run_started_event(engine, path, cfg.world_size, resumed=bool(cfg.resume)))
         reporter.handle(engine.sample_set_event())
         try:
-            with sigint_requests_stop(stop):
+            with sigint_requests_stop(stop), watching(path, inbox):
                 ended = engine.run()
         except BaseException as exc:  # a second Ctrl-C, or a bug: the log still says how it ended
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

@@ -131,7 +131,7 @@ def _server_info(data) -> ServerInfo:
 def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | None = None,
           login: bool = False, assets_dir: Path | None = None,
           progress: Callable[[str], None] | None = None,
-          allow_hosts: tuple[str, ...] = ()) -> tuple[ServerInfo, bool]:
+          allow_hosts: tuple[str, ...] = (), readonly: bool = False) -> tuple[ServerInfo, bool]:
     """Start the background server and wait until it serves; (info, already_running).
 
     Raises VizlabError for what the user can fix: port taken, missing credentials, no assets.
@@ -140,6 +140,7 @@ def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | No
     if info:
         return info, True
     args = _server_args(port, host, env_dir, login, assets_dir, progress, allow_hosts=allow_hosts)
+    args += readonly * ["--readonly"]
     pid, log_offset = spawn_detached(args, log_file(), state_dir())
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -158,7 +159,7 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
                     env_dir: Path | None = None, login: bool = False,
                     assets_dir: Path | None = None,
                     progress: Callable[[str], None] | None = None,
-                    allow_hosts: tuple[str, ...] = ()) -> None:
+                    allow_hosts: tuple[str, ...] = (), readonly: bool = False) -> None:
     """Become the server (exec), logging to the terminal; Ctrl-C stops it.
 
     exec, not a call, so the process looks exactly like a background one to `status` and `stop`.
@@ -168,6 +169,7 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
         raise VizlabError(f"vizlab's Visdom server already runs at {info.url} (pid {info.pid}); "
                           "stop it first with `vizlab server stop`")
     args = _server_args(port, host, env_dir, login, assets_dir, progress, allow_hosts=allow_hosts)
+    args += readonly * ["--readonly"]
     os.environ["PYTHONPATH"] = pythonpath()
     sys.stdout.flush()  # exec drops unflushed output
     sys.stderr.flush()

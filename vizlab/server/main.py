@@ -14,6 +14,7 @@ points (settings, handler subclasses; no edits to visdom's files, no CDN downloa
   (and with login off, a client that logs in anyway is let in, not failed);
 - envs that live only in memory are written to the env dir when the server stops, each on its
   own (``vizlab.server.env_names.save_envs``).
+- ``--readonly``: visdom's read-only mode, in which pages send nothing back (no steering).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def _with_fixes(cls):
 
 def build_app(port: int, env_dir: Path, static: Path,
               credentials: tuple[str, str] | None = None,
-              cookie_secret: str | None = None, policy: checks.Policy | None = None):
+              cookie_secret: str | None = None, policy: checks.Policy | None = None,
+              readonly: bool = False):
     """visdom's Application, configured as described in the module docstring. ``policy``:
     the request checks' (default: listening on 127.0.0.1, login from ``credentials``)."""
     from visdom.server.app import Application
@@ -121,7 +123,7 @@ def build_app(port: int, env_dir: Path, static: Path,
 
     # Login is switched on after construction: visdom's constructor would read the cookie
     # secret from ~/.visdom/COOKIE_SECRET; ours comes from the state dir (settings above).
-    app = VizlabVisdomApp(port=port, base_url="", env_path=str(env_dir))
+    app = VizlabVisdomApp(port=port, base_url="", env_path=str(env_dir), readonly=readonly)
     if policy.login:  # the login itself is vizlab's (vizlab.server.login), not visdom's
         app.login_enabled = True
     return app
@@ -162,7 +164,8 @@ async def serve(args) -> int:
         if credentials is None:
             raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set")
     policy = checks.Policy.build(args.host, args.allow_host, credentials)
-    app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir), policy)
+    app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir), policy,
+                    args.readonly)
     try:
         server = app.listen(args.port, address=args.host, **checks.listen_limits())
     except OSError as exc:
@@ -215,6 +218,7 @@ def parse_args(argv=None):
     p.add_argument("--login", action="store_true")
     p.add_argument("--allow-host", action="append", default=[],
                    help="a host name browsers may use to reach the server (repeatable)")
+    p.add_argument("--readonly", action="store_true")
     return p.parse_args(argv)
 
 
