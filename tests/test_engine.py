@@ -9,12 +9,11 @@ import torch
 from idxdata import write_idx_dataset
 
 from vizlab.config import build_config
-from vizlab.data.loading import load_splits
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
-from vizlab.models import build_model
 from vizlab.report import Reporter
 from vizlab.report.runlog import read_events
-from vizlab.run.engine import Engine, StopFlag, epoch_permutation
+from vizlab.run.engine import StopFlag, epoch_permutation
+from vizlab.run.prepare import build_engine, prepare_run
 from vizlab.run.training import train
 
 
@@ -49,16 +48,16 @@ def data_dir(tmp_path_factory):
     return str(write_idx_dataset(tmp_path_factory.mktemp("data"), n_train=320, n_test=100))
 
 
-def make_engine(data_dir, stop=None, **overrides):
+def make_engine(data_dir, stop=None, checkpoint=None, **overrides):
+    """An engine built the one way runs build theirs (prepare_run, build_engine), no run dir."""
     model = overrides.pop("model", "mlp")
-    options = dict(epochs=2, batch_size=32, data_dir=data_dir, visdom=False, progress="off")
+    options = dict(epochs=2, batch_size=32, data_dir=data_dir, visdom=False, progress="off",
+                   device="cpu")
     options.update(overrides)
     cfg = build_config(model, **options)
-    torch.manual_seed(cfg.seed)
-    splits = load_splits(cfg.dataset, cfg.data_dir, val_split=cfg.val_split, seed=cfg.seed)
-    model = build_model(cfg.model, cfg.activation, cfg.hidden)
     sink = Collect()
-    return Engine(cfg, model, splits, torch.device("cpu"), Reporter([sink]), stop=stop), sink
+    prep = prepare_run(cfg, checkpoint=checkpoint)
+    return build_engine(prep, None, Reporter([sink]), stop=stop), sink
 
 
 def step_losses(sink):
@@ -101,10 +100,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(data_dir):
     first, first_sink = make_engine(data_dir, model="cnn", optimizer="sgd", lr=0.05,
                                     stop=StopAfter(13))  # mid-way through epoch 2
     assert first.run().status == "interrupted"
-    state = first.state_dict()
+    state = first.state.state_dict(first.cfg)
     assert state["progress"]["epoch"] == 2 and state["progress"]["step_in_epoch"] == 4
-    second, second_sink = make_engine(data_dir, model="cnn", optimizer="sgd", lr=0.05)
-    second.load_state_dict(state)
+    second, second_sink = make_engine(data_dir, model="cnn", optimizer="sgd", lr=0.05,
+                                      checkpoint=state)
     assert second.run().status == "finished"
     assert step_losses(first_sink) + step_losses(second_sink) == step_losses(whole_sink)
     assert second_sink.of(EpochEnd)[-1].test_loss == whole_sink.of(EpochEnd)[-1].test_loss
@@ -135,7 +134,7 @@ def test_train_writes_run_dir(data_dir, tmp_path):
     kinds = [e.kind for e in read_events(run_dir)]
     assert kinds[:2] == ["run_started", "sample_set"]
     assert kinds[-3:] == ["epoch_end", "predictions", "run_ended"]
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert state["progress"]["epoch"] == 2  # the next epoch to train
 
     resumed, _ = train(cfg.replace(resume=str(run_dir), epochs=2))
@@ -144,3 +143,13 @@ def test_train_writes_run_dir(data_dir, tmp_path):
     starts = [e for e in events if e.kind == "run_started"]
     assert [s.resumed for s in starts] == [False, True] and starts[1].start_epoch == 2
     assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
+
+
+def test_bf16_autocast_trains_to_the_same_accuracy_range(data_dir):
+    plain, plain_sink = make_engine(data_dir, epochs=3)
+    amp, amp_sink = make_engine(data_dir, epochs=3, amp="bf16")
+    plain.run()
+    assert amp.run().status == "finished"
+    a, b = plain_sink.of(EpochEnd)[-1], amp_sink.of(EpochEnd)[-1]
+    assert b.test_acc > 60 and abs(a.test_acc - b.test_acc) < 15  # bf16 noise, same learning
+    assert step_losses(amp_sink) != step_losses(plain_sink)  # it did run in bfloat16

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
-from runlogs import RunLogWriter, run_events, write_run
+from conftest import free_port, wait_for
+from runlogs import open_run_log, run_events, write_run
 
 from vizlab.cli import cli, main
+from vizlab.report.control_pane import control_win
 from vizlab.report.replay import replay
 from vizlab.report.visdom_sink import VisdomSink
 
@@ -18,23 +18,29 @@ VOLATILE = ("contentID", "i")  # a random id per update, and the window's creati
 
 
 def env_windows(server, env) -> dict:
+    """The env's windows; the control pane (whose id is unique per env) under "control"."""
     data = json.loads(server.client().get_window_data(None, env))
-    return {win: {k: v for k, v in w.items() if k not in VOLATILE} for win, w in data.items()}
+    return {_named(win, env): {k: _named(v, env) if k == "id" else v for k, v in w.items()
+                               if k not in VOLATILE} for win, w in data.items()}
+
+
+def _named(win, env):
+    return "control" if win == control_win(env) else win
 
 
 def live_run(server, run_dir, env, events):
-    log = RunLogWriter(run_dir, {"name": run_dir.name, "model": "mlp", "dataset": "mnist"})
+    """A run streamed live, waiting for a flush every few events: the live env is built by
+    many flushes as the run goes, as in a real run."""
+    log = open_run_log(run_dir, {"name": run_dir.name, "model": "mlp", "dataset": "mnist"})
     sink = VisdomSink(server.url, env, log_path=log.path, flush_log=log.flush,
                       flush_interval=0.1, heavy_interval=0.3, flush_budget=1.0)
-    client = server.client()
-    for i, event in enumerate(events):
+    flushed = 0
+    for i, event in enumerate(events, 1):
         log.handle(event)
         sink.handle(event)
-        if i == 1:  # connected: from here on the live env is built by appends
-            deadline = time.monotonic() + 20
-            while not client.win_exists("run_card", env) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        time.sleep(0.02)
+        if i % 3 == 0:
+            assert wait_for(lambda n=flushed: sink.stats["flushes"] > n)
+            flushed = sink.stats["flushes"]
     sink.close()
     log.close()
     return sink
@@ -50,7 +56,8 @@ def test_replay_into_a_fresh_env_equals_the_live_env(visdom_server, tmp_path, st
     result = replay(tmp_path / "r", visdom_server.url, env=env + "-replay")
     assert result.events == len(events)
     live, replayed = env_windows(visdom_server, env), env_windows(visdom_server, env + "-replay")
-    assert set(live) == set(replayed) == set(result.windows)
+    assert set(live) == set(replayed) == {_named(w, result.env) for w in result.windows}
+    assert "control" in live
     for win in live:
         assert live[win] == replayed[win], win
     raw = live["train_loss"]["content"]["data"][0]

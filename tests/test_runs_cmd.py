@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
-from conftest import env_list, free_port
+from conftest import env_list, free_port, vizlab
 from runlogs import run_events, write_run
 
 from vizlab.cli import cli, main
@@ -12,7 +14,7 @@ from vizlab.report.replay import replay
 
 
 def make_runs(runs_dir):
-    config = {"model": "mlp", "dataset": "mnist"}
+    config = {"model": "mlp", "dataset": "mnist", "runs_dir": str(runs_dir)}
     write_run(runs_dir / "done", run_events("done", epochs=2, steps_per_epoch=30),
               {**config, "name": "done"})
     failed = run_events("bad", epochs=2, steps_per_epoch=30, status="failed", model="cnn")
@@ -76,3 +78,36 @@ def test_runs_rm_without_a_server_deletes_the_dirs_and_warns(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "did not delete env(s) done" in err[0]
     assert not (tmp_path / "done").exists()
+
+
+def test_runs_rm_of_a_copied_run_keeps_the_original_runs_env(tmp_path, visdom_server):
+    import shutil
+
+    make_runs(tmp_path / "mine")
+    replay(tmp_path / "mine" / "killed", visdom_server.url)  # into its own env, k-env
+    shutil.copytree(tmp_path / "mine", tmp_path / "copy")
+    result = CliRunner().invoke(cli, ["runs", "rm", "killed", "--runs-dir", str(tmp_path / "copy"),
+                                      "--visdom-url", visdom_server.url])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "copy" / "killed").exists() and (tmp_path / "mine" / "killed").exists()
+    assert "Visdom env" not in result.output
+    assert "k-env" in env_list(visdom_server.client())  # the original run's dashboard stays
+
+
+def test_runs_rm_refuses_a_run_that_is_training(capsys, tmp_path):
+    from vizlab.run.rundir import RunDir
+
+    make_runs(tmp_path)
+    with RunDir(tmp_path / "done"):  # as a training run holds it
+        code, out, err = vizlab(capsys, "runs", "rm", "bad", "done", "--runs-dir", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1
+    assert "in use by process" in err and str(os.getpid()) in err
+    assert (tmp_path / "done").is_dir() and (tmp_path / "bad").is_dir()  # nothing deleted
+
+
+def test_runs_rm_refuses_names_outside_the_runs_dir(capsys, tmp_path):
+    make_runs(tmp_path / "runs")
+    for name in ("../runs/done", "/tmp", "..", "done/../bad"):
+        code, out, err = vizlab(capsys, "runs", "rm", name, "--runs-dir", str(tmp_path / "runs"))
+        assert code == 2 and "not a run name" in err, name
+    assert (tmp_path / "runs" / "done").is_dir()

@@ -22,6 +22,8 @@ COMMANDS = {
     "server": ("vizlab.commands.server", "server", "Start, stop or inspect the local Visdom server."),
     "replay": ("vizlab.commands.replay", "replay", "Redraw a run's dashboard from its run log."),
     "runs": ("vizlab.commands.runs", "runs", "List or delete runs."),
+    "control": ("vizlab.commands.control", "control",
+                "Steer a running run: stop, pause, resume, lr, checkpoint."),
 }
 
 

@@ -11,21 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from vizlab.errors import VizlabError
+from vizlab.event_checks import MAX_IMAGES
 from vizlab.models import ACTIVATIONS, MODELS, is_user_model, spec_defaults
+from vizlab.names import check_name
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rprop", "adamax")
 SCHEDULES = ("none", "onecycle", "cosine")
 DATASETS = ("mnist", "fashion-mnist")
 PROGRESS = ("rich", "plain", "off")
+AMPS = ("off", "bf16")
 DEFAULT_VISDOM_URL = "http://localhost:8097"
 
 
-def default_data_dir() -> str:
-    env = os.environ.get("VIZLAB_DATA_DIR")
-    if env:
-        return env
+def cache_dir() -> str:
+    """vizlab's cache: ``$XDG_CACHE_HOME/vizlab``, default ``~/.cache/vizlab``."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "vizlab", "data")
+    return os.path.join(cache, "vizlab")
+
+
+def default_data_dir() -> str:
+    return os.environ.get("VIZLAB_DATA_DIR") or os.path.join(cache_dir(), "data")
 
 
 def default_visdom_url() -> str:
@@ -63,7 +68,10 @@ class RunConfig:
     env: str | None = None
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
+    control: bool = True  # take steering commands (dashboard pane, `vizlab control`)
     world_size: int = 1  # processes training together (torch.distributed); batch_size is global
+    amp: str = "off"  # bf16: forward passes under torch.autocast (measured, not assumed, faster)
+    compile: bool = False  # train through torch.compile(model)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -71,15 +79,54 @@ class RunConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        if d.get("hidden") is not None:
-            d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
+    def from_dict(cls, d: Any) -> RunConfig:
+        """A config read back from a file (config.json, a checkpoint): every field type-checked,
+        unknown keys ignored (older or newer vizlab), then validated. ValueError says what is
+        wrong, in a few words."""
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            values[f.name] = _typed(f.name, f.type, d[f.name])
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.name not in values]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        try:
+            return validate(cls(**values))
+        except VizlabError as exc:
+            raise ValueError(str(exc)) from None
 
     def replace(self, **changes: Any) -> RunConfig:
         return validate(dataclasses.replace(self, **changes))
+
+
+def _typed(name: str, annotation: str, value: Any) -> Any:
+    """``value`` if it has the field's type (the annotation's text); else ValueError."""
+    optional = annotation.endswith(" | None")
+    kind = annotation.removesuffix(" | None")
+    if value is None and optional:
+        return None
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind == "str":
+        ok = isinstance(value, str) and len(value) <= 4096
+    elif kind == "tuple[int, ...]":
+        ok = (isinstance(value, (list, tuple)) and len(value) <= 64
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        value = tuple(value) if ok else value
+    else:  # a new field type must be taught here
+        raise TypeError(f"RunConfig field {name}: no reader for {annotation}")
+    if not ok:
+        raise ValueError(f"{name} should be {annotation}, not {type(value).__name__} {value!r:.40}")
+    return value
 
 
 def parse_hidden(text: str | None) -> tuple[int, ...] | None:
@@ -109,10 +156,13 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--schedule", cfg.schedule, SCHEDULES)
     _choice("--dataset", cfg.dataset, DATASETS)
     _choice("--progress", cfg.progress, PROGRESS)
+    _choice("--amp", cfg.amp, AMPS)
     for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size),
                         ("--samples", cfg.samples), ("--nproc", cfg.world_size)):
         if value <= 0:
             raise VizlabError(f"{flag} must be positive; got {value}")
+    if cfg.samples > MAX_IMAGES:  # the run log's readers refuse more images in one event
+        raise VizlabError(f"--samples must be at most {MAX_IMAGES}; got {cfg.samples}")
     if not cfg.lr > 0:
         raise VizlabError(f"--lr must be positive; got {cfg.lr}")
     if cfg.momentum < 0 or cfg.weight_decay < 0:
@@ -125,6 +175,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise VizlabError(f"--val-split must not be negative; got {cfg.val_split}")
     if cfg.hidden is not None and not is_user_model(cfg.model) and not MODELS[cfg.model].takes_hidden:
         raise VizlabError(f"--hidden applies to mlp only, not {cfg.model}")
+    if cfg.name is not None:
+        check_name("--name", cfg.name)
+    if cfg.env is not None:
+        check_name("--env", cfg.env)
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or
             (dev.startswith("cuda:") and dev[5:].isdigit())):

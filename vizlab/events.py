@@ -12,7 +12,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from vizlab.event_checks import check_fields
+
 __all__ = [
+    "Control",
     "EpochEnd",
     "Event",
     "Histograms",
@@ -141,7 +144,7 @@ class Histograms(Event):
 @dataclass(frozen=True)
 class RunEnded(Event):
     kind: ClassVar[str] = "run_ended"
-    status: str  # finished | failed | interrupted
+    status: str  # finished | failed | interrupted | stopped (asked to, by a control command)
     epochs_done: int
     step: int
     best_acc: float | None = None
@@ -151,28 +154,52 @@ class RunEnded(Event):
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Control(Event):
+    """A steering command (vizlab.control), accepted or refused at a step boundary.
+
+    ``old`` and ``new`` are what changed: the learning rate for ``lr``, the state (running,
+    paused) for ``pause``/``resume``; ``reason`` says why a command was refused.
+    """
+
+    kind: ClassVar[str] = "control"
+    action: str  # stop | pause | resume | lr | checkpoint | drop | unknown
+    accepted: bool
+    step: int  # the last step trained before the command acted (it acts from step + 1)
+    epoch: int
+    source: str = ""  # the door: dashboard | terminal
+    origin: str = ""  # who and where from
+    command: str = ""  # as given, e.g. "lr x0.5"
+    old: str | float | None = None
+    new: str | float | None = None
+    lr_factor: float = 1.0  # the rate's factor on the configured schedule, after the command
+    lr_fixed: bool = False  # after the command the rate is fixed (the schedule no longer applies)
+    reason: str = ""
+    request: str = ""  # the id a waiting `vizlab control` recognises its answer by
+    variant: str = ""  # in a comparison: the variant it was for
+
+
 _KINDS = {cls.kind: cls for cls in (RunStarted, SampleSet, TrainSteps, EpochEnd, Predictions,
-                                    Histograms, RunEnded)}
-
-
-def _tuples(value):
-    """JSON gives lists; events hold tuples so they stay hashable-ish and compare equal."""
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
+                                    Histograms, RunEnded, Control)}
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:
-    """Rebuild an event from ``to_dict()`` output (or a run-log line). Unknown keys are ignored."""
-    cls = _KINDS.get(d.get("event", ""))
+    """Rebuild an event from ``to_dict()`` output (or a run-log line). Unknown keys are ignored.
+
+    A run-log line is untrusted input: every field is type-checked and every size bounded (see
+    vizlab.event_checks) before anything is built; ValueError with a short reason otherwise.
+    """
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    kind = d.get("event")
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"unknown event kind {d.get('event')!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in d.items():
-        if k in names:
-            kwargs[k] = v if k in ("config", "layers") else _tuples(v)
-    return cls(**kwargs)
+        shown = kind[:40] if isinstance(kind, str) else kind
+        raise ValueError(f"unknown event kind {shown!r}" if kind is not None else "no event kind")
+    try:
+        return cls(**check_fields(cls, d))
+    except ValueError as exc:
+        raise ValueError(f"{kind}: {exc}") from None
 
 
 def encode_images(data: bytes) -> str:

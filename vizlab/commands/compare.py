@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from vizlab.commands.options import comparison_options
+from vizlab.errors import VizlabError
 
 
 @click.command()
-@click.argument("models")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL[,MODEL...] | RUN...")
 @comparison_options
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Run every variant with N seeds; rank by the mean.")
@@ -20,15 +21,37 @@ from vizlab.commands.options import comparison_options
               help="Train variants one after another instead of in lockstep.")
 @click.option("--max-variants", type=int, default=32, show_default=True,
               help="Refuse grids larger than this.")
-def compare(models, repeats, sequential, max_variants, **options):
+@click.option("--target", type=float, default=None, metavar="ACC",
+              help="Test accuracy in percent; the ranking gives the steps, epochs and seconds "
+                   "each variant needed to first reach it (default 97 for mnist, 85 for "
+                   "fashion-mnist).")
+@click.option("--stale-after", type=float, default=120.0, show_default=True, metavar="SECONDS",
+              help="Existing runs: stop following a run whose log has no end and has not grown "
+                   "for this long (killed, or paused).")
+def compare(models, repeats, sequential, max_variants, target, stale_after, **options):
     """Train variants of MODEL side by side: every option given several comma-separated values
-    is an axis, and several axes give their grid.
+    is an axis, and several axes give their grid. Or compare runs that exist (RUN: run dirs or
+    comparison dirs, as paths or names in --runs-dir): no training; runs still in progress are
+    followed until they end.
 
     \b
       vizlab compare mlp --activation relu,leaky_relu,selu,tanh
       vizlab compare mlp --optimizer sgd,rprop,adamax --lr 0.01 --schedule none
       vizlab compare mlp,cnn --epochs 3 --repeats 3
+      vizlab compare runs/mlp-relu runs/mlp-tanh      # existing runs
     """
+    from vizlab.compare.existing import names_runs
+    from vizlab.compare.target import check_target
+
+    check_target(target)
+    if names_runs(models, Path(options.get("runs_dir") or "runs")):
+        from vizlab.commands.compare_existing import check_options, compare_existing
+
+        check_options(options, repeats, sequential)
+        return compare_existing(models, options, target, stale_after)
+    if len(models) > 1:
+        raise VizlabError("give models as one comma-separated argument (mlp,cnn)")
+
     from vizlab.commands.run import edge_options
     from vizlab.compare.comparison import Comparison
     from vizlab.compare.variants import expand, parse_axes
@@ -37,15 +60,17 @@ def compare(models, repeats, sequential, max_variants, **options):
     from vizlab.run.training import sigint_requests_stop
 
     fields = edge_options(options, set(options))
-    axes, shared = parse_axes({**fields, "model": models})
+    axes, shared = parse_axes({**fields, "model": models[0]})
     variants = expand(axes, shared, repeats, max_variants)
     first = variants[0].cfg
     name = first.name or f"compare-{'-'.join(axes)}-{datetime.now():%Y%m%d-%H%M%S}"
-    comparison = Comparison(variants, Path(first.runs_dir) / name, sequential=sequential,
-                            env=first.env)
+    comparison = Comparison(variants, first.runs_dir, name, sequential=sequential,
+                            env=first.env, target=target)
     labels = {v.slug: (v.name if repeats == 1 else f"{v.name} (seed {v.cfg.seed})")
               for v in variants}
+    stop = StopFlag()
     screen = CompareConsole(list(labels.values()), first.epochs, first.progress)
+    comparison.prepare()  # every variant checked before anything is written
     board = _dashboard(first, comparison, variants) if first.visdom else None
 
     def forward(entry, event):
@@ -53,30 +78,39 @@ def compare(models, repeats, sequential, max_variants, **options):
         if board is not None:
             board.handle_variant(entry.variant.name, entry.variant.cfg.seed, event)
 
-    stop = StopFlag()
-    comparison.prepare(forward, stop)
-    screen.console.print(f"comparing {len(variants)} runs "
-                         f"({'one after another' if sequential else 'in lockstep'}) -> "
-                         f"{comparison.dir}", markup=False)
-    screen.start()
     try:
-        with sigint_requests_stop(stop):
-            comparison.run()
+        try:
+            comparison.open(forward, stop)
+        except BaseException:
+            if board is not None:
+                board.finish([], "failed")
+            raise
+        screen.console.print(f"comparing {len(variants)} runs "
+                             f"({'one after another' if sequential else 'in lockstep'}) -> "
+                             f"{comparison.dir}", markup=False)
+        screen.start()
+        try:
+            with sigint_requests_stop(stop):
+                comparison.run()
+        finally:
+            screen.close()
+            rows = comparison.results()
+            comparison.write_summary(rows)
+            if board is not None:
+                board.finish(rows, comparison.status)
     finally:
-        screen.close()
-        rows = comparison.results()
-        comparison.write_summary(rows)
-        if board is not None:
-            board.finish(rows, "interrupted" if stop.requested else "finished")
-    screen.ranking(rows)
-    if stop.requested:
-        click.echo(f"vizlab: interrupted; partial results in {comparison.dir}", err=True)
+        comparison.release()
+    screen.ranking(rows, comparison.target)
+    if comparison.status == "interrupted":
+        click.echo(f"vizlab: interrupted; every variant is checkpointed in {comparison.dir} "
+                   "(continue one with `vizlab run --resume DIR`)", err=True)
         sys.exit(130)
 
 
 def _dashboard(cfg, comparison, variants):
-    from vizlab.report.compare_board import CompareBoard
+    from vizlab.report.compare_board import CompareBoard, board_for
     from vizlab.run.training import open_dashboard
 
     url = open_dashboard(cfg, comparison.env)
-    return CompareBoard(url, comparison.env, variants, comparison.dir)
+    return CompareBoard(url, comparison.env,
+                        board_for(variants, comparison.dir.name, comparison.target))

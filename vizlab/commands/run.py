@@ -11,14 +11,21 @@ from vizlab.commands.options import training_options
 
 # What may change when a run is resumed; everything else (model, data, optimizer...) is the run's.
 RESUMABLE = {"epochs", "device", "threads", "progress", "visdom", "visdom_url",
-             "visdom_url_given", "server", "histograms", "env"}
+             "visdom_url_given", "server", "histograms", "env", "data_dir", "amp", "compile",
+             "control"}
 
 
 @click.command()
 @click.argument("model", required=False)
 @training_options
 @click.option("--resume", metavar="RUN_DIR",
-              help="Continue RUN_DIR from its last checkpoint (--epochs given now extends it).")
+              help="Continue RUN_DIR from its last checkpoint, with its own settings. A larger "
+                   "--epochs extends it: the learning-rate schedule is then re-planned as if the "
+                   "run had started with the new --epochs (the rate at step k is that schedule's "
+                   "rate at step k).")
+@click.option("--trust-model-file", is_flag=True, default=False,
+              help="With --resume: import the model file the run's config names without naming "
+                   "it again.")
 @click.option("--nproc", type=int, metavar="N",
               help="Train in N processes (torch.distributed DDP; --batch-size stays the global "
                    "batch). On several nodes, use torchrun ... -m vizlab run instead.")
@@ -58,19 +65,56 @@ def make_config(ctx, model, resume, options, group=None):
     """The run's RunConfig; a resumed run's comes from rank 0's run dir."""
     from vizlab.config import build_config
     from vizlab.errors import VizlabError
-    from vizlab.run.training import load_resume_config
 
     given = {name for name in options
              if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
     if resume:
         fields = edge_options(options, given)
+        trust = options.get("trust_model_file", False)
 
         def load():
-            return load_resume_config(resume, {k: v for k, v in fields.items() if k in RESUMABLE})
+            return resume_config(resume, model, fields, trust)
         return group.from_rank0(load) if group else load()
     if not model:
         raise VizlabError("give a MODEL to train (see `vizlab models`) or --resume RUN_DIR")
     return build_config(model, **edge_options(options, set(options)))
+
+
+def resume_config(run_dir: str, model: str | None, fields: dict, trust_model_file: bool):
+    """The saved config of a run with the options that may change (RESUMABLE) on top. An option
+    that would change anything else (model, optimizer, lr, data...) is refused with one line, as
+    is a model file the user did not name again: a run dir from someone else never imports code."""
+    from vizlab.errors import VizlabError
+    from vizlab.models import is_user_model
+    from vizlab.run.rundir import RunDir
+
+    rd = RunDir.open(run_dir)
+    saved = rd.read_config()
+    fixed = {k: v for k, v in fields.items() if k not in RESUMABLE}
+    if model is not None:
+        fixed["model"] = model
+    changed = sorted(k for k, v in fixed.items() if _differs(getattr(saved, k, None), v))
+    if changed:
+        flags = ", ".join("MODEL" if k == "model" else "--" + k.replace("_", "-") for k in changed)
+        raise VizlabError(f"--resume continues {run_dir} with its own settings; {flags} cannot "
+                          "change (start a new run for other settings)")
+    if is_user_model(saved.model) and model != saved.model and not trust_model_file:
+        raise VizlabError(f"{run_dir} trains the model file {saved.model}; name it again to run "
+                          f"its code (vizlab run {saved.model} --resume {run_dir}) or pass "
+                          "--trust-model-file")
+    overrides = {k: v for k, v in fields.items() if k in RESUMABLE}
+    return saved.replace(**overrides, resume=str(rd.path), runs_dir=str(rd.path.parent),
+                         name=rd.name)
+
+
+def _differs(saved, given) -> bool:
+    if isinstance(saved, tuple):
+        from vizlab.config import parse_hidden
+
+        given = parse_hidden(given) if isinstance(given, str) else given
+    if isinstance(saved, float) and isinstance(given, (int, float)):
+        return float(given) != saved
+    return saved != given
 
 
 def finish(ended, run_dir, group=None):
@@ -114,11 +158,14 @@ def edge_options(options: dict, given: set) -> dict:
     from vizlab.report.console import choose_mode
 
     out = {k: v for k, v in options.items() if k in given and k not in
-           ("no_visdom", "no_server", "viz_histograms", "progress", "visdom_url")}
+           ("no_visdom", "no_server", "no_control", "viz_histograms", "progress", "visdom_url",
+            "trust_model_file")}
     if "no_visdom" in given:
         out["visdom"] = not options["no_visdom"]
     if "no_server" in given:
         out["server"] = not options["no_server"]
+    if "no_control" in given:
+        out["control"] = not options["no_control"]
     if "viz_histograms" in given:
         out["histograms"] = options["viz_histograms"]
     if "progress" in given:

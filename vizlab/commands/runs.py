@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,13 +9,15 @@ from pathlib import Path
 
 import click
 
-from vizlab.compare.comparison import COMPARISON_JSON
 from vizlab.config import default_visdom_url
 from vizlab.errors import VizlabError
+from vizlab.names import is_safe_name
+from vizlab.run.rundir import RunDir
+from vizlab.run_files import COMPARISON_JSON
 from vizlab.term import console, warn
 
 RUNS_DIR_HELP = "Where the run dirs are (default ./runs)."
-_SUMMARY_KINDS = (b"run_started", b"epoch_end", b"run_ended")
+_SUMMARY_KINDS = ("run_started", "epoch_end", "run_ended")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class RunSummary:
     name: str
     model: str
     dataset: str
-    status: str  # finished | failed | interrupted | unfinished (running, or killed) | empty
+    status: str  # finished | stopped | failed | interrupted | unfinished (running, killed) | empty
     best_acc: float | None
     epochs: str
     started: datetime | None
@@ -33,34 +34,29 @@ class RunSummary:
 def summarize(run_dir: Path) -> RunSummary:
     """What `vizlab runs` shows of one run, from its config and the few summary lines of its
     log (step chunks and images are not even parsed)."""
-    from vizlab.events import event_from_dict
     from vizlab.report.replay import read_config
-    from vizlab.report.runlog import EVENTS_FILE
+    from vizlab.report.runlog import read_events
 
     config = read_config(run_dir)
     started = status = None
     best, planned, done = None, config.get("epochs"), 0
     model, dataset = config.get("model", "?"), config.get("dataset", "?")
     try:
-        with open(run_dir / EVENTS_FILE, "rb") as f:
-            for line in f:
-                if not any(kind in line for kind in _SUMMARY_KINDS):
-                    continue
-                try:
-                    event = event_from_dict(json.loads(line))
-                except (ValueError, TypeError, AttributeError):
-                    continue  # a torn last line
-                if event.kind == "run_started":
-                    started = started or event.started
-                    model, dataset, planned = event.model, event.dataset, event.epochs
-                    status = "unfinished"
-                elif event.kind == "epoch_end":
-                    done = event.epoch
-                    best = event.best_acc if best is None else max(best, event.best_acc)
-                elif event.kind == "run_ended":
-                    status = event.status
-    except OSError:
+        for event in read_events(run_dir, kinds=_SUMMARY_KINDS):
+            if event.kind == "run_started":
+                started = started or event.started
+                model, dataset, planned = event.model, event.dataset, event.epochs
+                status = "unfinished"
+            elif event.kind == "epoch_end":
+                done = event.epoch
+                best = event.best_acc if best is None else max(best, event.best_acc)
+            elif event.kind == "run_ended":
+                status = event.status
+    except FileNotFoundError:
         pass
+    except (OSError, VizlabError) as exc:  # a FIFO or a device named events.jsonl, say
+        warn(str(exc) if isinstance(exc, VizlabError) else f"cannot read {run_dir}: {exc}")
+        status = "unreadable"
     when = None
     if started:
         try:
@@ -78,10 +74,15 @@ def summarize(run_dir: Path) -> RunSummary:
 
 def summarize_comparison(comparison_dir: Path) -> RunSummary:
     """One line for a `vizlab compare` dir, from its variants' runs."""
+    from vizlab.report.runlog import read_json_object
+
     try:
-        data = json.loads((comparison_dir / COMPARISON_JSON).read_text())
+        data = read_json_object(comparison_dir / COMPARISON_JSON)
         members = [comparison_dir / m["run_dir"] for m in data.get("members", [])]
-    except (OSError, ValueError, TypeError, KeyError):
+    except VizlabError as exc:
+        warn(str(exc))
+        members = []
+    except (OSError, TypeError, KeyError):
         members = []
     parts = [summarize(p) for p in members if p.is_dir()]
     statuses = {s.status for s in parts}
@@ -128,7 +129,7 @@ def runs(ctx, runs_dir):
     for column in ("name", "model", "dataset", "status", "best acc", "epochs", "date"):
         table.add_column(column, justify="right" if column == "best acc" else "left",
                          overflow="fold")
-    styles = {"finished": "green", "failed": "red", "interrupted": "yellow"}
+    styles = {"finished": "green", "failed": "red", "interrupted": "yellow", "stopped": "cyan"}
     for s in found:  # Text cells: names are shown as they are, never read as Rich markup
         table.add_row(Text(s.name), Text(s.model), Text(s.dataset),
                       Text(s.status, style=styles.get(s.status, "")),
@@ -147,23 +148,56 @@ def runs(ctx, runs_dir):
 @click.pass_context
 def rm(ctx, names, runs_dir, visdom_url):
     """Delete runs (their directories) and their Visdom envs."""
-    from vizlab.report.replay import run_env
 
     root = runs_dir or ctx.obj or Path("runs")
     dirs = []
     for name in names:  # check every name before deleting anything
         path = root / name
-        if Path(name).name != name or name in (".", ".."):
+        if not is_safe_name(name):
             raise VizlabError(f"{name!r} is not a run name (give names as `vizlab runs` lists them)")
-        if path not in find_runs(root):
+        if path.is_symlink() or path not in find_runs(root):
             raise VizlabError(f"no run {name!r} in {root}")
-        dirs.append(path)
-    envs = {path: run_env(path) for path in dirs}
-    gone = _delete_envs(sorted(set(envs.values())), visdom_url or default_visdom_url())
-    for path in dirs:
-        shutil.rmtree(path)
-        note = f" and its Visdom env {envs[path]}" if envs[path] in gone else ""
-        console().print(f"deleted {path}{note}", markup=False, highlight=False)
+        dirs.append(RunDir(path))
+    try:
+        for rd in dirs:  # every one of them, and every run inside a comparison, is idle
+            for inner in [rd, *(RunDir(p) for p in find_runs(rd.path))]:
+                inner.lock()
+        envs = {rd.path: own_env(rd.path) for rd in dirs}
+        present = [e for e in envs.values() if e is not None]
+        gone = _delete_envs(sorted(set(present)), visdom_url or default_visdom_url()) if present else set()
+        for rd in dirs:
+            shutil.rmtree(rd.path)
+            env = envs[rd.path]
+            note = f" and its Visdom env {env}" if env in gone else ""
+            console().print(f"deleted {rd.path}{note}", markup=False, highlight=False)
+    finally:
+        for rd in dirs:
+            rd.unlock()
+
+
+def own_env(run_dir: Path) -> str | None:
+    """The Visdom env this run dir drew into, if it is the run that did: a copied or moved run
+    dir names another dir in its config, and deleting it must not delete that run's env."""
+    from vizlab.report.replay import read_config, run_env
+    from vizlab.report.runlog import read_json_object
+
+    if (run_dir / COMPARISON_JSON).is_file():
+        try:
+            data = read_json_object(run_dir / COMPARISON_JSON)
+            recorded, env = Path(data["dir"]), data["env"]
+        except (OSError, VizlabError, KeyError, TypeError):
+            return None
+    else:
+        config = read_config(run_dir)
+        runs_dir, name = config.get("runs_dir"), config.get("name")
+        if not (isinstance(runs_dir, str) and isinstance(name, str)):
+            return None
+        recorded, env = Path(runs_dir) / name, run_env(run_dir, config)
+    try:
+        same = recorded.resolve() == run_dir.resolve()
+    except OSError:
+        return None
+    return env if same and is_safe_name(env) else None
 
 
 def _delete_envs(envs: list[str], url: str) -> set[str]:

@@ -9,8 +9,6 @@ with other batch sizes take turns epoch by epoch.
 
 from __future__ import annotations
 
-import csv
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +16,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vizlab.compare.summary_files import render_files
+from vizlab.compare.target import default_target
 from vizlab.compare.variants import Variant
-from vizlab.errors import VizlabError
 from vizlab.events import EpochEnd, Event, RunEnded
+from vizlab.names import check_name
+from vizlab.run.rundir import RunDir
+from vizlab.run_files import COMPARISON_CSV, COMPARISON_JSON
 
-COMPARISON_JSON = "comparison.json"
-COMPARISON_CSV = "comparison.csv"
+__all__ = ["COMPARISON_CSV", "COMPARISON_JSON", "Comparison", "Entry", "worst_status"]
+
+STATUS_ORDER = ("failed", "interrupted", "stopped", "unfinished", "finished")
+
+
+def worst_status(statuses) -> str:
+    """A comparison's status: the worst of its variants' (failed > interrupted > ... > finished)."""
+    found = set(statuses)
+    return next((s for s in STATUS_ORDER if s in found), "finished")
 
 
 @dataclass
@@ -37,6 +46,7 @@ class Entry:
     ended: RunEnded | None = None
     epochs: list[EpochEnd] = field(default_factory=list)
     params: int = 0
+    rundir: Any = None  # its RunDir, locked while it trains
 
 
 class _Tap:
@@ -71,137 +81,140 @@ def _advance(entry: Entry) -> bool:
 
 
 class Comparison:
-    def __init__(self, variants: list[Variant], comparison_dir: Path, sequential: bool = False,
-                 env: str | None = None):
-        self.variants, self.dir, self.sequential = variants, Path(comparison_dir), sequential
-        self.env = env or self.dir.name
+    """Variants trained side by side into one comparison dir under ``runs_dir``: each variant an
+    ordinary run dir (prepared, checkpointed and resumable like any run), plus comparison.json
+    and comparison.csv."""
+
+    def __init__(self, variants: list[Variant], runs_dir: str | Path, name: str,
+                 sequential: bool = False, env: str | None = None, target: float | None = None):
+        check_name("--name", name)
+        self.variants, self.sequential = variants, sequential
+        self.runs_dir, self.name = Path(runs_dir), name
+        self.dir = self.runs_dir / name
+        self.env = env or name
+        # --target: the test accuracy whose time to reach is ranked (default: the dataset's).
+        self.target = target if target is not None else default_target(variants[0].cfg.dataset)
         self.entries: list[Entry] = []
+        self._prepared: list = []  # vizlab.run.prepare.Prepared, one per variant
+        self.rundir: RunDir | None = None
+        self.status = "unfinished"
+        self.wall_time: float | None = None
         self.started = datetime.now().astimezone().isoformat(timespec="seconds")
 
-    def prepare(self, forward: Callable[[Entry, Event], None], stop) -> None:
-        """Load the data once, build every variant's model and engine, create the run dirs."""
-        import torch
+    def prepare(self) -> None:
+        """Prepare every variant (the data loaded once, shared): every input checked, nothing
+        written."""
+        from vizlab.run.prepare import prepare_run
 
-        from vizlab.data.loading import load_splits
-        from vizlab.models import build_model
+        shared = None
+        for v in self.variants:
+            cfg = v.cfg.replace(runs_dir=str(self.dir), name=v.slug)
+            prep = prepare_run(cfg, device=shared and shared.device,
+                               splits=shared and shared.splits, adaptive_threads=False)
+            shared = shared or prep
+            self._prepared.append(prep)
+
+    def open(self, forward: Callable[[Entry, Event], None], stop) -> None:
+        """Create the comparison dir and every variant's run dir (each locked), and their engines."""
         from vizlab.report import Reporter
         from vizlab.report.runlog import RunLogSink
-        from vizlab.run.engine import Engine
-        from vizlab.run.rundir import CONFIG_FILE, run_started_event, write_json_atomic
-        from vizlab.run.training import resolve_device
+        from vizlab.run.prepare import build_engine, run_started_event
 
-        first = self.variants[0].cfg
-        device = resolve_device(first.device)
-        if first.threads:
-            torch.set_num_threads(first.threads)
-        splits = load_splits(first.dataset, first.data_dir, device=device,
-                             limit_train=first.limit_train, limit_test=first.limit_test,
-                             val_split=first.val_split, seed=first.seed)
-        models = []
-        for v in self.variants:  # build everything before writing anything
-            torch.manual_seed(v.cfg.seed)
-            models.append(build_model(v.cfg.model, v.cfg.activation, v.cfg.hidden).to(device))
+        self.rundir = RunDir.create(self.runs_dir, self.name, self.name).lock()
         try:
-            self.dir.mkdir(parents=True)
-        except OSError as exc:
-            raise VizlabError(f"cannot create comparison dir {self.dir}: "
-                              f"{exc.strerror or exc}") from None
-        for v, model in zip(self.variants, models):
-            run_dir = self.dir / v.slug
-            run_dir.mkdir()
-            cfg = v.cfg.replace(runs_dir=str(self.dir), name=v.slug)
-            write_json_atomic(run_dir / CONFIG_FILE, cfg.to_dict())
-            entry = Entry(v, run_dir, params=sum(t.numel() for t in model.parameters()))
-            reporter = Reporter([RunLogSink(run_dir), _Tap(entry, forward)])
-            entry.engine = Engine(cfg, model, splits, device, reporter, stop=stop)
-            entry.engine.reporter.handle(run_started_event(entry.engine, run_dir, splits, device))
-            entry.engine.reporter.handle(entry.engine.sample_set_event())
-            entry.steps = entry.engine.steps()
-            self.entries.append(entry)
-        self.write_summary([])  # the manifest replay needs, even if the comparison is killed
+            self.write_summary([])  # the manifest replay needs, even if the comparison is killed
+            for v, prep in zip(self.variants, self._prepared):
+                run_dir = RunDir.create(self.dir, v.slug, v.slug).lock()
+                entry = Entry(v, run_dir.path, rundir=run_dir,
+                              params=sum(t.numel() for t in prep.state.model.parameters()))
+                self.entries.append(entry)
+                run_dir.write_config(prep.cfg)
+                reporter = Reporter([RunLogSink(run_dir.path), _Tap(entry, forward)])
+                entry.engine = build_engine(prep, run_dir, reporter, stop)
+                reporter.handle(run_started_event(entry.engine, run_dir))
+                reporter.handle(entry.engine.sample_set_event())
+                entry.steps = entry.engine.steps()
+        except BaseException as exc:
+            self._end_all("failed", f"{type(exc).__name__}: {exc}")
+            self.release()
+            raise
+        finally:
+            self._prepared = []
 
     def run(self) -> None:
-        """Train every variant to the end (or until stopped)."""
+        """Train every variant to the end (or until stopped). Whatever ends the comparison, every
+        variant's log gets its run_ended with its real status and is closed, and the run dirs
+        are let go; ``status`` says how the comparison as a whole ended."""
         t0 = time.monotonic()
+        try:
+            self._train()
+        except BaseException as exc:
+            self.wall_time = time.monotonic() - t0
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            self._end_all(status, f"{type(exc).__name__}: {exc}")
+            raise
+        self.wall_time = time.monotonic() - t0
+        self._end_all("failed", "ended without a result")
+
+    def _end_all(self, status: str, message: str) -> None:
+        """Give every variant not ended yet its run_ended, close every log with its variant's
+        real status, let go of the run dirs, and settle the comparison's status."""
+        for entry in self.entries:
+            try:
+                if entry.ended is None and entry.engine is not None:
+                    entry.engine.finish(status, message)
+                if entry.engine is not None:
+                    entry.engine.reporter.close(entry.ended.status if entry.ended else status)
+            finally:
+                entry.rundir.unlock()
+        self.status = worst_status(e.ended.status if e.ended else status for e in self.entries)
+
+    def release(self) -> None:
+        if self.rundir is not None:
+            self.rundir.unlock()
+
+    def _train(self) -> None:
         if self.sequential:
             for entry in self.entries:
                 while _advance(entry):
                     pass
-        else:
-            groups: dict[int, list[Entry]] = {}
-            for entry in self.entries:
-                groups.setdefault(entry.variant.cfg.batch_size, []).append(entry)
-            epochs = self.variants[0].cfg.epochs
-            for epoch in range(1, epochs + 2):  # +1: the last epoch ends on the next advance
-                for group in groups.values():
-                    active = list(group)
-                    while active:
-                        active = [e for e in active
-                                  if e.engine.progress.epoch <= epoch and _advance(e)]
+            return
+        groups: dict[int, list[Entry]] = {}
         for entry in self.entries:
-            entry.engine.reporter.close(entry.ended.status if entry.ended else "failed")
-        self.wall_time = time.monotonic() - t0
+            groups.setdefault(entry.variant.cfg.batch_size, []).append(entry)
+        epochs = self.variants[0].cfg.epochs
+        for epoch in range(1, epochs + 2):  # +1: the last epoch ends on the next advance
+            for group in groups.values():
+                active = list(group)
+                while active:
+                    active = [e for e in active
+                              if e.engine.progress.epoch <= epoch and _advance(e)]
 
     # -- results -------------------------------------------------------------------------------
     def results(self) -> list[dict[str, Any]]:
-        """One row per variant (repeats folded into mean and spread), best first."""
+        """One row per variant (repeats folded into mean, interval and test), best first."""
+        from vizlab.compare.ranking import RunRecord, VariantRuns, rank
+
         by_name: dict[str, list[Entry]] = {}
         for entry in self.entries:
             by_name.setdefault(entry.variant.name, []).append(entry)
-        rows = []
-        for name, entries in by_name.items():
-            final = [e.epochs[-1].test_acc for e in entries if e.epochs]
-            best = [e.epochs[-1].best_acc for e in entries if e.epochs]
-            loss = [e.epochs[-1].test_loss for e in entries if e.epochs]
-            times = [statistics.mean(x.epoch_time for x in e.epochs) for e in entries if e.epochs]
-            rows.append({
-                "variant": name, "axes": entries[0].variant.axes, "repeats": len(entries),
-                "final_acc": _mean(final), "final_acc_spread": _spread(final),
-                "best_acc": _mean(best), "best_acc_spread": _spread(best),
-                "test_loss": _mean(loss), "epoch_time": _mean(times), "params": entries[0].params,
-                "status": ",".join(sorted({e.ended.status if e.ended else "failed"
-                                           for e in entries})),
-                "runs": [{"seed": e.variant.cfg.seed, "run_dir": str(e.run_dir),
-                          "status": e.ended.status if e.ended else "failed",
-                          "final_acc": e.epochs[-1].test_acc if e.epochs else None,
-                          "best_acc": e.epochs[-1].best_acc if e.epochs else None,
-                          "test_loss": e.epochs[-1].test_loss if e.epochs else None,
-                          "epochs": [{"epoch": x.epoch, "train_loss": x.train_loss,
-                                      "test_loss": x.test_loss, "test_acc": x.test_acc,
-                                      "time": x.epoch_time} for x in e.epochs]}
-                         for e in entries],
-            })
-        rows.sort(key=lambda r: -1.0 if r["final_acc"] is None else r["final_acc"], reverse=True)
-        for rank, row in enumerate(rows, start=1):
-            row["rank"] = rank
-        return rows
+        return rank([VariantRuns(name, entries[0].variant.axes, tuple(
+            RunRecord(e.variant.cfg.seed, str(e.run_dir), e.ended.status if e.ended else "failed",
+                      tuple(e.epochs), e.params) for e in entries))
+            for name, entries in by_name.items()], self.target)
 
     def write_summary(self, rows: list[dict[str, Any]]) -> None:
+        from vizlab.compare.ranking import METHOD
         from vizlab.report.compare_board import activation_axis
-        from vizlab.run.rundir import write_json_atomic
 
-        axes = sorted({k for v in self.variants for k in v.axes})
-        write_json_atomic(self.dir / COMPARISON_JSON, {
-            "started": self.started, "wall_time": getattr(self, "wall_time", None),
-            "env": self.env, "axes": axes, "sequential": self.sequential,
+        manifest = {
+            "started": self.started, "wall_time": self.wall_time, "status": self.status,
+            "env": self.env, "dir": str(self.dir.absolute()),
+            "axes": sorted({k for v in self.variants for k in v.axes}),
+            "sequential": self.sequential, "target": self.target, "statistics": METHOD,
+            "controlled": True, "differences": {},
             "activations": list(activation_axis(self.variants)),
             "members": [{"variant": v.name, "seed": v.cfg.seed, "run_dir": v.slug,
-                         "axes": v.axes} for v in self.variants],
-            "variants": rows})
-        columns = ["rank", "variant", *axes, "repeats", "final_acc", "final_acc_spread",
-                   "best_acc", "best_acc_spread", "test_loss", "epoch_time", "params", "status"]
-        with open(self.dir / COMPARISON_CSV, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for r in rows:
-                writer.writerow([r["axes"].get(c, r.get(c)) if c in axes else r.get(c)
-                                 for c in columns])
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.mean(values) if values else None
-
-
-def _spread(values: list[float]) -> float | None:
-    """Sample standard deviation over repeats (0 for a single run)."""
-    return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+                         "axes": v.axes} for v in self.variants]}
+        for name, data in render_files(manifest, rows).items():
+            self.rundir.write_bytes(name, data)

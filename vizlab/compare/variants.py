@@ -4,13 +4,13 @@ is the list of variants. Torch-free, so bad axis values fail fast with one line.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vizlab.config import RunConfig, build_config
 from vizlab.errors import VizlabError
+from vizlab.names import MAX_NAME, slug
 
 # Options that may be axes. Everything that decides *what data* a variant sees (dataset, limits,
 # validation split, epochs, seed) is shared by every variant, for fairness.
@@ -34,8 +34,8 @@ class Variant:
 
     @property
     def slug(self) -> str:
-        base = re.sub(r"[^A-Za-z0-9.=-]+", "_", self.name).strip("_") or "variant"
-        return f"{base}-seed{self.cfg.seed}"
+        base = slug(self.name.replace("=", "-").replace(" ", "_"), fallback="variant")
+        return f"{base[:MAX_NAME - 12]}-seed{self.cfg.seed}"
 
 
 def _flag(name: str) -> str:

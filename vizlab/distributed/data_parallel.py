@@ -43,22 +43,36 @@ class Shard:
     def due(self, steps: int, last: bool) -> bool:
         return steps >= self.every or last
 
-    def gather_steps(self, losses, stop_requested: bool, seconds: float):
-        """(the global batches' mean losses, whether any rank was asked to stop).
+    def gather_steps(self, losses, stop_requested: bool, seconds: float,
+                     commands_waiting: bool = False):
+        """(the global batches' mean losses, whether any rank was asked to stop, whether rank 0
+        holds steering commands).
 
-        One all-reduce per chunk carries the losses, the stop votes, and rank 0's choice of the
-        next chunk's length (about READBACK_SECONDS of steps, so progress stays live)."""
+        One all-reduce per chunk carries the losses, the stop votes, rank 0's choice of the
+        next chunk's length (about READBACK_SECONDS of steps, so progress stays live) and
+        whether rank 0's inbox holds commands (only rank 0 listens for them)."""
         n = len(losses)
-        every = 0.0
+        every = waiting = 0.0
         if self.rank == 0:
             per_step = max(seconds / n, 1e-6)
             every = float(max(1, min(READBACK_STEPS, int(READBACK_SECONDS / per_step))))
-        extra = torch.tensor([float(stop_requested), every], device=losses.device)
+            waiting = float(commands_waiting)
+        extra = torch.tensor([float(stop_requested), every, waiting], device=losses.device)
         total = torch.cat([losses, extra])
         dist.all_reduce(total)
         values = total.tolist()
-        self.every = int(values[-1])
-        return [v / self.world_size for v in values[:n]], values[n] > 0
+        self.every = int(values[n + 1])
+        return [v / self.world_size for v in values[:n]], values[n] > 0, values[n + 2] > 0
+
+    def agree_commands(self, commands: list, stop_requested: bool) -> tuple[list, bool]:
+        """(rank 0's commands, whether any rank was asked to stop), the same on every rank, so
+        that all of them pause, stop or change the rate on the same step. While paused, rank 0
+        calls this a few times a second, which keeps the collectives' timeout away."""
+        box = [commands if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        vote = torch.tensor([float(stop_requested)])
+        dist.all_reduce(vote)
+        return list(box[0] or []), vote.item() > 0
 
     def evaluate(self, model, x, y, num_classes: int) -> Evaluation:
         """Each rank evaluates a contiguous chunk; sums and predictions are then combined."""

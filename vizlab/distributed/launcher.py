@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from vizlab.config import RunConfig
+from vizlab.distributed import loopback
 from vizlab.distributed.group import LAUNCHED_ENV, rank_device
 from vizlab.errors import VizlabError
 
@@ -34,20 +36,17 @@ class Outcome:
 
 
 def precheck(cfg: RunConfig, nproc: int) -> None:
-    """Raise the VizlabError every rank would raise, before any process starts."""
-    from vizlab.data.loading import prepare
-    from vizlab.models import build_model
-    from vizlab.run.checkpoint import Checkpointer
-    from vizlab.run.training import check_resume_epochs, run_dir_exists_error
+    """Raise the VizlabError every rank would raise, before any process starts: the run is
+    prepared here exactly as a rank prepares it (on the CPU), then let go."""
+    from vizlab.run.prepare import prepare_run
 
     rank_device(cfg.device, nproc - 1)  # the node's last process needs its own GPU too
-    prepare(cfg.dataset, cfg.data_dir)
-    build_model(cfg.model, cfg.activation, cfg.hidden)
-    if cfg.resume:
-        state = Checkpointer(Path(cfg.resume)).load()
-        check_resume_epochs(cfg, state["progress"]["epoch"])
-    elif cfg.name and (Path(cfg.runs_dir) / cfg.name).exists():
-        raise run_dir_exists_error(Path(cfg.runs_dir), cfg.name)
+    if not cfg.resume and cfg.name and (Path(cfg.runs_dir) / cfg.name).exists():
+        raise VizlabError(f"run dir {Path(cfg.runs_dir) / cfg.name} exists; pick another --name "
+                          f"or continue it with --resume {Path(cfg.runs_dir) / cfg.name}")
+    prep = prepare_run(cfg.replace(device="cpu"))
+    if prep.resumed is not None:
+        prep.resumed.unlock()  # rank 0 takes it again
 
 
 def launch(argv: list[str], nproc: int) -> Outcome:
@@ -60,6 +59,7 @@ def launch(argv: list[str], nproc: int) -> Outcome:
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
     saved_handlers = {sig: signal.getsignal(sig) for sig in handled}
     os.environ[LAUNCHED_ENV] = "1"
+    os.environ.update(loopback.one_machine_env())
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # the ranks' c10d chatter
     # Share the cores instead of oversubscribing them (torchrun's default would be 1 thread).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
@@ -68,8 +68,13 @@ def launch(argv: list[str], nproc: int) -> Outcome:
     if "LOGLEVEL" not in os.environ:  # the agent's own log lines would bury the one line
         agent_log.propagate, agent_log.handlers = False, [logging.NullHandler()]
     try:
+        # torchrun's --standalone, less its listening on every interface (vizlab.distributed
+        # .loopback): the rendezvous store is ours, on 127.0.0.1, and so is MASTER_ADDR.
+        _store, port = loopback.rendezvous_store()  # referenced until the job ends
         torchrun.run(torchrun.parse_args([
-            "--standalone", "--nnodes", "1", "--nproc-per-node", str(nproc),
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{loopback.LOOPBACK}:{port}",
+            "--rdzv-id", uuid.uuid4().hex, "--local-addr", loopback.LOOPBACK,
+            "--nnodes", "1", "--nproc-per-node", str(nproc),
             "--max-restarts", "0", "--monitor-interval", "0.1", "--module", "vizlab", *argv]))
         return Outcome(0)
     except ChildFailedError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from vizlab.events import EpochEnd, Event, RunEnded, RunStarted, TrainSteps
+from vizlab.events import Control, EpochEnd, Event, RunEnded, RunStarted, TrainSteps
 
 
 def choose_mode(requested: str | None, stream=None) -> str:
@@ -56,6 +56,10 @@ class ConsoleSink:
         elif isinstance(event, RunEnded):
             self._stop_bar()
             self._summary(event)
+        elif isinstance(event, Control):  # a steering command, accepted or refused
+            from vizlab.report.control_pane import describe
+
+            self.console.print(f"control: {describe(event)}", markup=False, highlight=False)
 
     def close(self, status: str = "finished") -> None:
         self._stop_bar()
@@ -67,10 +71,13 @@ class ConsoleSink:
         self.batch_size = int(e.config.get("batch_size", 1))
         what = "resuming" if e.resumed else "training"
         where = e.device + (f" x{e.world_size}" if e.world_size > 1 else "")
-        self.console.print(
-            f"{what} [bold]{e.model}[/] ({e.params:,} parameters) on {where}: "
+        from rich.text import Text
+
+        line = Text.assemble(  # Text, not markup: model and run dir are the user's strings
+            f"{what} ", (e.model, "bold"), f" ({e.params:,} parameters) on {where}: "
             f"{e.dataset}, {e.train_samples:,} train / {e.test_samples:,} test samples, "
-            f"{plural(e.epochs, 'epoch')} -> {e.run_dir}", highlight=False)
+            f"{plural(e.epochs, 'epoch')} -> {e.run_dir}")
+        self.console.print(line, highlight=False)
 
     def _steps(self, e: TrainSteps) -> None:
         for loss in e.losses:  # exponential moving average: a readable running loss

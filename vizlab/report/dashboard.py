@@ -11,6 +11,7 @@ once. The sink relies on that when it rebuilds from the run log after a reconnec
 from __future__ import annotations
 
 from vizlab.events import (
+    Control,
     EpochEnd,
     Event,
     Histograms,
@@ -21,6 +22,7 @@ from vizlab.events import (
     TrainSteps,
 )
 from vizlab.report import window_packets as P
+from vizlab.report.control_pane import ControlState, fmt_rate
 from vizlab.report.curves import StepCurve
 from vizlab.report.detail_windows import (
     hist_pane,
@@ -41,11 +43,14 @@ WINDOWS = ("train_loss", "test_acc", "test_loss", "lr", "samples", "predictions"
 
 
 class Dashboard:
-    """The state behind every window of one run's dashboard."""
+    """The state behind every window of one run's dashboard.
 
-    WINDOWS, LIGHT = WINDOWS, LIGHT
+    The control pane (vizlab.report.control_pane) has a window id of its own per env (``env``:
+    the env it is drawn into; the run's own by default), known once the run has started:
+    ``WINDOWS`` and ``LIGHT`` include it from then on."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: str | None = None) -> None:
+        self.env = env
         self._reset()
 
     def _reset(self) -> None:
@@ -58,10 +63,32 @@ class Dashboard:
         self.samples: SampleSet | None = None
         self.predictions: Predictions | None = None
         self.histograms: Histograms | None = None
+        self.control = ControlState(target=self.env)
+        self.rate_marks: dict[tuple, tuple[int, float, str]] = {}  # lr commands, by request
+
+    @property
+    def control_win(self) -> str | None:
+        return self.control.win
+
+    @property
+    def WINDOWS(self) -> tuple[str, ...]:  # the board interface the sink reads
+        win = self.control.win
+        return WINDOWS if win is None else WINDOWS + (win,)
+
+    @property
+    def LIGHT(self) -> tuple[str, ...]:
+        win = self.control.win  # the control pane answers a command at once
+        return LIGHT if win is None else LIGHT + (win,)
+
+    def refresh_control(self) -> set[str]:
+        """The control pane, to be drawn again as it is (the user edited a row that only
+        shows state)."""
+        self.control.refresh()
+        return {self.control.win} if self.control.win else set()
 
     @classmethod
-    def from_events(cls, events) -> Dashboard:
-        board = cls()
+    def from_events(cls, events, env: str | None = None) -> Dashboard:
+        board = cls(env)
         for event in events:
             board.apply(event)
         return board
@@ -72,8 +99,20 @@ class Dashboard:
 
     def apply(self, event: Event) -> set[str]:
         """Take one event; return the ids of the windows whose content changed."""
+        changed = self._apply(event)
+        if self.control.apply(event):
+            changed.add(self.control.win)
+        return changed
+
+    def _apply(self, event: Event) -> set[str]:
         if isinstance(event, TrainSteps):
             return set(CURVES) if self.curve.set_steps(event.step, event.losses, event.lrs) else set()
+        if isinstance(event, Control):
+            if event.accepted and event.action == "lr" and isinstance(event.new, (int, float)):
+                key = (event.step, event.command, event.request)
+                self.rate_marks[key] = (event.step + 1, float(event.new), event.command)
+                return {"lr"}
+            return set()
         if isinstance(event, EpochEnd):
             self.epochs[event.epoch] = event
             return {"test_acc", "test_loss", "confusion", "per_class", "run_card"}
@@ -100,6 +139,8 @@ class Dashboard:
             # A resumed run starts again from its checkpoint: later steps and epochs are redone.
             self.curve.truncate(event.start_step)
             self.epochs = {e: m for e, m in self.epochs.items() if e < event.start_epoch}
+            self.rate_marks = {k: m for k, m in self.rate_marks.items()
+                               if k[0] <= event.start_step}
         self.run, self.ended, self.closed_status = event, None, None
         self.first_started = self.first_started or event.started
         return set(WINDOWS)
@@ -113,10 +154,13 @@ class Dashboard:
 
     def panes(self) -> list[P.Pane]:
         """Every window that has something to show, in display order."""
-        return [p for p in (self.pane(win) for win in WINDOWS) if p is not None]
+        return [p for p in (self.pane(win) for win in self.WINDOWS) if p is not None]
 
     def pane(self, win: str) -> P.Pane | None:
         """Window ``win`` as it should look now, or None when it has nothing to show."""
+        if win == self.control.win:
+            packet = self.control.packet(self.closed_status)
+            return None if packet is None else P.Pane(win, False, packet)
         packet = getattr(self, "_" + win)()
         return None if packet is None else P.Pane(win, win in HEAVY, packet)
 
@@ -133,8 +177,16 @@ class Dashboard:
         pts = self.curve.points()
         if not len(pts) or all(v is None or v != v for v in pts.lr):
             return None
-        return P.plot_packet("learning rate", "step", "learning rate",
-                             [P.trace(pts.x, pts.lr, "learning rate", P.PURPLE)])
+        traces = [P.trace(pts.x, pts.lr, "learning rate", P.PURPLE)]
+        if self.rate_marks:  # where a command changed the rate (from the step after it)
+            marks = sorted(self.rate_marks.values())
+            traces.append({
+                "x": [m[0] for m in marks], "y": P.finite([m[1] for m in marks]),
+                "text": [f"{m[2]} (step {m[0]}: {fmt_rate(m[1])})" for m in marks],
+                "name": "changed by a command", "type": "scatter", "mode": "markers",
+                "hovertemplate": "%{text}<extra></extra>",
+                "marker": {"color": P.RED, "size": 10, "symbol": "triangle-down"}})
+        return P.plot_packet("learning rate", "step", "learning rate", traces)
 
     def epoch_rows(self) -> list[EpochEnd]:
         return [self.epochs[e] for e in sorted(self.epochs)]

@@ -1,4 +1,4 @@
-"""The Visdom sink: a live dashboard that never slows training and never loses data.
+"""The Visdom sink: a live dashboard that never slows training and, with a run log, loses no data.
 
 ``handle()`` runs on the training thread and only appends to a bounded queue (well under a
 microsecond). A background thread owns everything else: it folds events into a ``Dashboard``
@@ -15,6 +15,15 @@ and, when the server answers again, redraws every window from the run log. Befor
 reads back a small window written since the last save and compares its digest: a server
 restarted in between (empty, or holding an older saved env) fails that check and gets the same
 full redraw. (It reads the window itself: Visdom 0.3 removed the ``win_hash`` endpoint.)
+
+A full queue (the thread stuck behind a slow server) drops events: with a run log (``log_path``)
+every window is redrawn from it later, so nothing is lost; without one (your own training loop)
+the windows miss them, and the sink says so in one warning line.
+
+With an ``inbox`` (vizlab.control) the sink is also the dashboard's door for steering: a third
+thread listens to Visdom's websocket (vizlab.report.visdom_events) and puts the control pane's
+commands (vizlab.report.control_pane) for this env into the inbox; the run answers with a Control
+event, and the pane is drawn again at once.
 """
 
 from __future__ import annotations
@@ -49,21 +58,24 @@ class _OutOfTime(Exception):
 class VisdomSink:
     """Streams events to one Visdom env. See the module docstring for the guarantees.
 
-    ``log_path`` is the run's events.jsonl (the redraw source after an outage); ``flush_log``
+    ``log_path`` is the run's events.jsonl (the redraw source after an outage or a full queue;
+    without it, events dropped from a full queue are lost, with one warning); ``flush_log``
     pushes the run log to disk and is called, from the sink's thread, before every flush.
     ``board`` replaces the run dashboard with another model of the same shape (``apply``,
     ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
     Flushes come every ``flush_interval`` seconds, or further apart when they would take more
-    than ``flush_budget`` of the time; and at once after an epoch. A server that does not answer
-    within ``quiet_start`` seconds of the sink's start gets a warning; until then the sink waits
-    for it silently (close() too, within its time limit).
+    than ``flush_budget`` of the time; and at once after an epoch or a steering command.
+    ``inbox`` (a vizlab.control.Inbox) receives the commands of this env's control pane. A
+    server that does not answer within ``quiet_start`` seconds of the sink's start gets a warning;
+    until then the sink waits for it silently (close() too, within its time limit).
     """
 
     def __init__(self, url: str | None = None, env: str = "main",
                  log_path: Path | str | None = None, flush_interval: float = 1.0,
                  heavy_interval: float = 3.0, flush_log: Callable[[], None] | None = None,
                  close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
-                 flush_budget: float = FLUSH_BUDGET, board=None, quiet_start: float = QUIET_START):
+                 flush_budget: float = FLUSH_BUDGET, board=None, inbox=None,
+                 quiet_start: float = QUIET_START):
         from vizlab.config import default_visdom_url
 
         self.url = url or default_visdom_url()
@@ -83,7 +95,7 @@ class VisdomSink:
         self._close_status = "finished"
         self._deadline = float("inf")
         # Owned by the background thread.
-        self._board = board if board is not None else Dashboard()
+        self._board = board if board is not None else Dashboard(env)
         self._recent: deque = deque(maxlen=RECENT)
         self._viz = None
         self._dirty: set[str] = set()
@@ -94,14 +106,22 @@ class VisdomSink:
         self._last_heavy = float("-inf")
         self._backoff = BACKOFF_FIRST
         self._warned: set[str] = set()
+        self._retried: set[str] = set()  # windows a server error refused once (tried again)
         self._quiet_until = time.monotonic() + quiet_start  # until the server first answers
         # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
-        # and the CPU seconds of both.
+        # and the CPU seconds of both; events handled, and how many of the first handled are
+        # drawn (and saved) with nothing left to send: a condition to wait on.
         self.stats = {"flushes": 0, "redraws": 0, "requests": 0, "dropped": 0,
-                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0}
+                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0, "handled": 0, "drawn": 0}
+        self._inbox, self._pane_stale, self.listener = inbox, False, None
         self._thread = threading.Thread(target=self._run, name=f"vizlab-visdom[{env}]",
                                         daemon=True)
         self._thread.start()
+        if inbox is not None:
+            from vizlab.report.visdom_events import EventListener
+
+            self.listener = EventListener(self._target, self._browser_event,
+                                          name=f"vizlab-visdom-events[{env}]").start()
 
     # -- the training thread's side ----------------------------------------------------------
 
@@ -111,10 +131,29 @@ class VisdomSink:
             return
         if len(self._queue) < self._max_queue:
             self._queue.append(event)
-        else:  # the thread is stuck: drop, and rebuild from the run log later
+        else:  # the thread is stuck: drop, and rebuild from the run log later (if there is one)
             self._overflow = True
             self.stats["dropped"] += 1
-        if event.kind == "epoch_end":
+        self.stats["handled"] += 1  # after the append: the thread's drain then sees the event
+        if event.kind in ("epoch_end", "control"):
+            self._wake.set()
+
+    def _browser_event(self, message: dict) -> None:
+        """On the listener's thread: a command from this env's control pane into the inbox."""
+        from vizlab.report.control_pane import command_from_update
+
+        win = getattr(self._board, "control_win", None)  # a str: safe to read from here
+        if win is None:
+            return
+        command = command_from_update(message, self.env, win,
+                                      origin=f"dashboard ({self._target.url}, env {self.env})")
+        if command is not None:
+            self._inbox.put(command)
+        elif message.get("eid") == self.env and message.get("target") == win \
+                and message.get("event_type") in ("PropertyUpdate", "close"):
+            # An edit of a row that only shows state (undo it), or the pane closed in the page
+            # (the door must stay open): draw it again.
+            self._pane_stale = True
             self._wake.set()
 
     def close(self, status: str = "finished") -> None:
@@ -126,6 +165,8 @@ class VisdomSink:
         self._close_status = status
         self._deadline = time.monotonic() + self.close_timeout
         self._stopping = True
+        if self.listener is not None:
+            self.listener.close()
         self._wake.set()
         self._thread.join(self.close_timeout + 0.5)
 
@@ -135,6 +176,7 @@ class VisdomSink:
         while True:
             self._wake.clear()
             stopping = self._stopping  # read first: every event queued before close is drained
+            handled = self.stats["handled"]  # every one of these is queued (or dropped) by now
             try:
                 self._drain()
                 if stopping:
@@ -149,6 +191,8 @@ class VisdomSink:
                     self._flush(stopping)
                     self.stats["flush_s"] += time.perf_counter() - t0
                 self.stats["cpu_s"] += time.thread_time() - c0
+                if self._viz is not None and not (self._dirty or self._save_due or self._resync):
+                    self.stats["drawn"] = handled
             except _OutOfTime:
                 if self._quiet_until:  # close() ran out of time before the server ever answered
                     self._quiet_until = 0.0
@@ -172,9 +216,22 @@ class VisdomSink:
                 self._warn_once("event", f"ignored a malformed {event.kind} event")
             if event.kind == "epoch_end":
                 self._epoch_flush = self._save_due = True
+            elif event.kind == "control":  # show the answer on the control pane at once
+                self._epoch_flush = True
+        if self._pane_stale:
+            self._pane_stale = False
+            refresh = getattr(board, "refresh_control", None)
+            if refresh is not None:
+                self._dirty |= refresh()
+                self._epoch_flush = True
         if self._overflow:
             self._overflow = False
             self._resync = self.log_path is not None
+            if self.log_path is None:
+                self._warn_once("dropped", f"the Visdom dashboard ({self.env}) fell behind and "
+                                f"dropped {self.stats['dropped']} events so far: its windows miss "
+                                "them (give VisdomSink a run log, log_path=, to have them "
+                                "redrawn)")
 
     def _connect(self, final: bool) -> None:
         while True:
@@ -249,7 +306,7 @@ class VisdomSink:
         if self.log_path is not None and self.log_path.is_file():
             from vizlab.report.replay import rebuild
 
-            self._board = rebuild(self.log_path.parent, self._recent)
+            self._board = rebuild(self.log_path.parent, self._recent, self.env)
             if final:
                 self._board.closed_status = self._close_status
         self._resync = False
@@ -328,15 +385,22 @@ class VisdomSink:
             if pane is not None:
                 self._call(final, vc.draw, win, pane.packet)
                 self._drawn.add(win)
-                return True
-            if win in self._drawn:
+            elif win in self._drawn:
                 self._call(final, vc.close_window, win)
                 self._drawn.discard(win)
-                return True
+            else:
+                return False
         except vc.VisdomRejected as exc:
-            self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
-        return False
-
+            if (exc.status or 0) >= 500 and win not in self._retried:
+                # A server error may be the server going down mid-request: one more try before
+                # calling the window refused (an outage is then reported as one).
+                self._retried.add(win)
+                self._dirty.add(win)
+            else:
+                self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
+            return False
+        self._retried.discard(win)
+        return True
 
 
 def _size_rank(win: str) -> int:

@@ -66,9 +66,17 @@ def text_packet(title: str, body_html: str, *, width: int = 440, height: int = 4
 
 
 def image_packet(title: str, data_url: str, caption: str, width: int, height: int) -> dict:
+    """An image in a text pane (an ``<img>``), not in Visdom's image pane: Visdom 0.2.4's image
+    pane cancels every key press on the whole page (fossasia/visdom#935), which would leave the
+    control pane's rate field impossible to type into."""
+    if not data_url.startswith("data:image/png;base64,"):
+        raise ValueError("image_packet takes a PNG data URL")
+    body = (f'<img src="{data_url}" alt="{esc(caption)}" width="{width}" height="{height}" '
+            'style="image-rendering:pixelated;max-width:100%;height:auto">'
+            f'<div style="font-size:12px;color:#555">{esc(caption)}</div>')
     # The pane is a little larger than the image so the caption and title bar fit.
-    return {"data": [{"content": {"src": data_url, "caption": caption}, "type": "image"}],
-            "opts": {**_opts(title, width + 20, height + 70), "caption": caption}}
+    return {"data": [{"content": body, "type": "text"}],
+            "opts": _opts(title, width + 30, height + 80)}
 
 
 def bar_packet(title: str, xlabel: str, ylabel: str, names: Sequence[str],

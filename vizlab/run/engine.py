@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from vizlab.config import RunConfig
+from vizlab.control import Inbox
 from vizlab.events import (
     EpochEnd,
     Histograms,
@@ -34,7 +33,9 @@ from vizlab.events import (
     encode_images,
 )
 from vizlab.run.evaluate import evaluate
-from vizlab.run.optim import make_optimizer, make_scheduler
+from vizlab.run.steering import Helm, Rates
+from vizlab.run.threads import FixedThreads
+from vizlab.run.train_state import TrainState
 
 READBACK_STEPS = 64  # read losses back at least this often (steps) ...
 READBACK_SECONDS = 0.5  # ... and at least this often (seconds), for live progress
@@ -48,6 +49,10 @@ class StopFlag:
     requested = False
 
 
+def steps_per_epoch(cfg: RunConfig, n_train: int) -> int:
+    return math.ceil(n_train / cfg.batch_size)
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=gen)
@@ -58,66 +63,48 @@ def sample_indices(n_test: int, count: int) -> list[int]:
     return sorted(torch.randperm(n_test, generator=gen)[:count].tolist())
 
 
-@dataclass
-class Progress:
-    """Where the run stands; what a checkpoint stores besides the tensors' states."""
-
-    epoch: int = 1  # the epoch in progress (or next to start)
-    step_in_epoch: int = 0  # batches of that epoch already trained
-    global_step: int = 0
-    best_acc: float = -1.0
-    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch summaries
-    epoch_losses: list[float] = field(default_factory=list)  # this epoch's step losses so far
-    epoch_seconds: float = 0.0  # training time spent on this epoch so far
-
-
 class Engine:
-    def __init__(self, cfg: RunConfig, model: torch.nn.Module, splits, device: torch.device,
-                 reporter, checkpointer=None, stop: StopFlag | None = None, shard=None):
-        self.cfg, self.model, self.data, self.device = cfg, model, splits, device
-        self.reporter, self.checkpointer = reporter, checkpointer
+    """Trains one run's TrainState on resident data, emitting events to ``reporter``.
+
+    Built once, whole, by vizlab.run.prepare: ``checkpoints`` (the RunDir, or None for a rank
+    that does not write) takes the state at epoch ends and on a stop; ``shard`` is this process's
+    part of a distributed run (None: one process); ``threads`` the CPU thread policy; ``inbox``
+    the steering commands (vizlab.control), read at step boundaries (None: nobody steers).
+    """
+
+    def __init__(self, cfg: RunConfig, state: TrainState, splits, device: torch.device,
+                 reporter, checkpoints=None, stop: StopFlag | None = None, shard=None,
+                 threads=None, inbox=None):
+        self.cfg, self.state, self.data, self.device = cfg, state, splits, device
+        self.model, self.optimizer, self.scheduler = state.model, state.optimizer, state.scheduler
+        self.progress = state.progress
+        self.reporter, self.checkpoints = reporter, checkpoints
         self.stop = stop or StopFlag()
-        self.shard = shard  # None: one process; else this process's part of a distributed run
-        n = len(splits.train_y)
-        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
-        self.optimizer = make_optimizer(cfg, model.parameters())
-        self.scheduler = make_scheduler(cfg, self.optimizer, cfg.epochs * self.steps_per_epoch)
-        self.progress = Progress()
+        self.shard = shard
+        self.threads = threads or FixedThreads()  # told every chunk's step time (run.threads)
+        # What the steps call: the model itself, or (--compile) its compiled form; both share
+        # the parameters, so checkpoints and evaluation see the same weights.
+        self.train_forward = torch.compile(self.model) if cfg.compile and shard is None \
+            else self.model
+        self.steps_per_epoch = steps_per_epoch(cfg, len(splits.train_y))
         self.samples = sample_indices(len(splits.test_y), cfg.samples)
         self.stopped = False
+        self.stop_status = "interrupted"  # what a stop ends as; "stopped" when a command asked
+        self.inbox = inbox if inbox is not None else Inbox()  # an empty one: nobody steers
+        self.helm = Helm(self.inbox, Rates(self.optimizer, self.scheduler, cfg.lr))
+        self.helm.rates.resume(self.progress)  # a resumed run keeps a changed rate
+        if state.rng_state is not None:  # a resumed run draws what the uninterrupted one would
+            torch.set_rng_state(state.rng_state)
 
-    # -- state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "progress": vars(self.progress).copy(),
-            "torch_rng": torch.get_rng_state(),
-            "config": self.cfg.to_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.progress = Progress(**state["progress"])
-        saved = state.get("scheduler")
-        if self.scheduler is not None and saved:
-            if saved.get("total_steps", None) == getattr(self.scheduler, "total_steps", None) \
-                    and saved.get("T_max", None) == getattr(self.scheduler, "T_max", None):
-                self.scheduler.load_state_dict(saved)
-            else:
-                # --epochs changed on resume: the schedule is stretched to the new length and
-                # picks up where the stretched one stands at this step.
-                self.scheduler.last_epoch = self.progress.global_step - 1
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.scheduler.step()
-        torch.set_rng_state(state["torch_rng"])
+    def autocast(self):
+        """--amp bf16: forward passes in bfloat16 where autocast deems it safe; else nothing."""
+        if self.cfg.amp != "bf16":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _checkpoint(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.save(self.state_dict())
+        if self.checkpoints is not None:
+            self.checkpoints.save_checkpoint(self.state.state_dict(self.cfg))
 
     # -- the run -------------------------------------------------------------------------------
     def sample_set_event(self) -> SampleSet:
@@ -150,14 +137,15 @@ class Engine:
                 pass
         except FloatingPointError as exc:
             return self.finish("failed", str(exc), time.monotonic() - t0)
-        return self.finish("interrupted" if self.stopped else "finished", "",
+        return self.finish(self.stop_status if self.stopped else "finished", "",
                            time.monotonic() - t0)
 
     def finish(self, status: str, message: str = "", wall_time: float = 0.0) -> RunEnded:
         """Emit and return the run's RunEnded event."""
         p = self.progress
-        if status == "interrupted" and not message:
-            message = f"interrupted at epoch {p.epoch}, step {p.global_step}"
+        self.helm.refuse_left(self)
+        if status in ("interrupted", "stopped") and not message:
+            message = f"{status} at epoch {p.epoch}, step {p.global_step}"
         last = p.history[-1] if p.history else {}
         ended = RunEnded(status=status, epochs_done=len(p.history), step=p.global_step,
                          best_acc=p.best_acc if p.best_acc >= 0 else None,
@@ -173,7 +161,7 @@ class Engine:
         so epoch times stay honest when variants train in lockstep.
         """
         cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
-        shard = self.shard
+        shard, forward, inbox = self.shard, self.train_forward, self.inbox
         x_all, y_all = self.data.train_x, self.data.train_y
         n, bs = len(y_all), cfg.batch_size
         perm = epoch_permutation(cfg.seed, p.epoch, n).to(self.device)
@@ -181,13 +169,15 @@ class Engine:
         lrs: list[float] = []
         chunk_start = p.global_step + 1
         last_readback = resumed = time.monotonic()
+        chunk_seconds = p.epoch_seconds  # this engine's own time when the chunk began
         model.train()
         for i in range(p.step_in_epoch, self.steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
-            if shard is None:
-                loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-            else:
-                loss = shard.batch_loss(x_all, y_all, idx)
+            with self.autocast():
+                if shard is None:
+                    loss = F.cross_entropy(forward(x_all[idx]), y_all[idx])
+                else:
+                    loss = shard.batch_loss(x_all, y_all, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             lrs.append(opt.param_groups[0]["lr"])
@@ -200,7 +190,7 @@ class Engine:
             if shard is None:
                 stopping = self.stop.requested
                 due = (len(lrs) == READBACK_STEPS or stopping or i + 1 == self.steps_per_epoch
-                       or now - last_readback >= READBACK_SECONDS)
+                       or now - last_readback >= READBACK_SECONDS or inbox.pending)
             else:  # processes must agree on when: count steps, never seconds
                 stopping, due = False, shard.due(len(lrs), i + 1 == self.steps_per_epoch)
             if due:
@@ -208,11 +198,20 @@ class Engine:
                 resumed = now
                 if shard is None:
                     values = losses[:len(lrs)].tolist()  # the one device sync per chunk
-                else:  # the global batches' losses, and whether any process was asked to stop
-                    values, stopping = shard.gather_steps(losses[:len(lrs)], self.stop.requested,
-                                                          now - last_readback)
+                    asked = inbox.pending
+                else:  # the global batches' losses; whether any process was asked to stop, and
+                    # whether rank 0 holds commands (then every rank acts on them, here)
+                    values, stopping, asked = shard.gather_steps(
+                        losses[:len(lrs)], self.stop.requested, now - last_readback,
+                        inbox.pending)
                 self._emit_steps(values, lrs, chunk_start)
+                self.threads.observe(len(lrs), p.epoch_seconds - chunk_seconds)
                 chunk_start, lrs, last_readback = p.global_step + 1, [], time.monotonic()
+                chunk_seconds = p.epoch_seconds
+                if asked:  # steering commands act here, between two steps
+                    t = time.monotonic()
+                    stopping = self.helm.obey(self) or stopping
+                    resumed += time.monotonic() - t  # a pause is not training time
             if stopping:
                 self.stopped = True
                 return
@@ -238,9 +237,10 @@ class Engine:
         train_time = p.epoch_seconds
         eval_start = time.monotonic()
         evaluate_split = evaluate if self.shard is None else self.shard.evaluate
-        test = evaluate_split(self.model, data.test_x, data.test_y, len(data.classes))
-        val = evaluate_split(self.model, data.val_x, data.val_y, len(data.classes)) \
-            if data.val_x is not None else None
+        with self.autocast():
+            test = evaluate_split(self.model, data.test_x, data.test_y, len(data.classes))
+            val = evaluate_split(self.model, data.val_x, data.val_y, len(data.classes)) \
+                if data.val_x is not None else None
         score = val.acc if val is not None else test.acc
         is_best = score > p.best_acc
         p.best_acc = max(p.best_acc, score)

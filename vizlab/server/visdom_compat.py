@@ -7,15 +7,15 @@ Two lines are supported, each with the Pythons pip gives it (setup.cfg's environ
 
 Between them: the front-end files the page loads (MathJax 2 against 3, newer grid styles), what
 ``import visdom`` drags in (0.3 imports openTSNE, hence scikit-learn and scipy, whose array-API
-helpers break on the torch block), how an env is written to disk (0.3 has a storage object), and
-how the server keeps the login password (0.3 salts it). Everything else vizlab changes in the
-server (vizlab.server.main) works on both unchanged. Standard library only until a function
-needs visdom itself, so `vizlab server` imports it cheaply.
+helpers break on the torch block), and how each answers the page's favicon request. Everything
+else vizlab changes in the server (vizlab.server.main: request checks, its own login, env
+saving, tornado settings) works on both unchanged; clients tell the two apart by nothing but
+the status of a refused login (vizlab.report.visdom_client). Standard library only, so `vizlab
+server` imports it cheaply.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import sys
 from dataclasses import dataclass
@@ -35,12 +35,11 @@ class VisdomLine:
     # outright where torch is blocked). A None entry makes the import fail fast, which visdom
     # catches (it then lacks t-SNE embeddings, which vizlab never draws).
     unused_imports: tuple[str, ...]
-    envs_have_storage: bool  # 0.3 writes envs through app.storage; 0.2.4 through serialize_env
 
 
 LINES = (
-    VisdomLine("0.2", VISDOM_0_2, ("torch",), envs_have_storage=False),
-    VisdomLine("0.3", VISDOM_0_3, ("torch", "openTSNE"), envs_have_storage=True),
+    VisdomLine("0.2", VISDOM_0_2, ("torch",)),
+    VisdomLine("0.3", VISDOM_0_3, ("torch", "openTSNE")),
 )
 
 
@@ -88,20 +87,3 @@ def extra_handlers() -> list[tuple]:
             self.set_status(204)
 
     return [(r"(?:/env|/compare)?/favicon\.png", NoFavicon)]
-
-
-def save_envs(app, eids: list[str]) -> list[str]:
-    """Write the envs ``eids`` of a running app to its env dir; the ids written."""
-    if installed_line().envs_have_storage:
-        return list(app.storage.save_envs(app.state, eids))
-    from visdom.utils.server_utils import serialize_env
-
-    return list(serialize_env(app.state, eids, env_path=app.env_path))
-
-
-def stored_password(password: str) -> str:
-    """The form visdom keeps a login password in: its own ``hash_password`` of what a client
-    sends, the password's SHA-256 (0.2.4: SHA-256 again; 0.3: salted PBKDF2)."""
-    from visdom.utils.server_utils import hash_password
-
-    return hash_password(hashlib.sha256(password.encode("utf-8")).hexdigest())
