@@ -15,6 +15,7 @@ import pytest
 from idxdata import write_idx_dataset
 
 from vizlab.report import visdom_client as vc
+from vizlab.report.control_pane import control_win
 from vizlab.server import visdom_compat
 
 N_TRAIN, N_TEST, BATCH, EPOCHS = 192, 64, 32, 2
@@ -35,10 +36,12 @@ def vizlab(*args: str) -> None:
 
 
 def signature(url: str, env: str) -> dict:
-    """{window id: (type, title, [(trace name, trace type, points), ...])}, from the server."""
+    """{window id: (type, title, [(trace name, trace type, points), ...])}, from the server; the
+    control pane (its id differs per env) as "control"."""
     windows = vc.window_data(vc.connect(url, env), env)
     sig = {}
     for win, w in windows.items():
+        win = "control" if win == control_win(env) else win
         content = w["content"]
         traces = []
         if w["type"] == "plot":
@@ -57,8 +60,8 @@ def test_a_run_and_its_replay_draw_the_same_windows_on_this_visdom(visdom_server
     kinds = {win: kind for win, (kind, _, _) in live.items()}
     assert kinds == {"train_loss": "plot", "lr": "plot", "test_loss": "plot", "test_acc": "plot",
                      "per_class": "plot", "confusion": "plot", "weights": "plot",
-                     "gradients": "plot", "samples": "image", "predictions": "text",
-                     "misclassified": "text", "run_card": "text"}
+                     "gradients": "plot", "samples": "text", "predictions": "text",
+                     "misclassified": "text", "run_card": "text", "control": "properties"}
     points = {win: [(name, n) for name, _, n in traces] for win, (_, _, traces) in live.items()}
     assert points["train_loss"] == [("loss", STEPS), ("smoothed", STEPS)]
     assert points["lr"] == [("learning rate", STEPS)]
@@ -87,7 +90,7 @@ def test_a_comparison_and_its_replay_draw_the_same_windows_on_this_visdom(visdom
         "cmp_train_loss": ("plot", "train loss (smoothed)"),
         "cmp_test_acc": ("plot", "test accuracy"),
         "cmp_test_loss": ("plot", "test loss (mean per sample)"),
-        "cmp_activations": ("plot", "activations (solid) and derivatives (dotted)"),
+        "cmp_activations": ("plot", "activations (solid) and the gradients training uses (dotted)"),
         "cmp_summary": ("text", "ranking"),
     }  # short titles: the env already names the comparison
     points = {win: [(name, n) for name, _, n in traces] for win, (_, _, traces) in live.items()}

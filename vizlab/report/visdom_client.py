@@ -196,8 +196,8 @@ def connect(target: VisdomTarget | str, env: str, *,
         client.post(env_path(env), {"eid": env})
     except VisdomRejected as exc:
         # A login-only server refuses a client that did not log in: Visdom 0.2.4's own server
-        # with 400, 0.3's with 401.
-        if user or not any(f"{code} " in str(exc) for code in ("400", "401")):
+        # with a bare 400, 0.3's with 401.
+        if user or not any(s in str(exc) for s in ("400 Bad Request", "401 Unauthorized")):
             raise
         raise VisdomRejected("the server asks for a login: set VIZLAB_VISDOM_USER and "
                              "VIZLAB_VISDOM_PASSWORD") from None
