@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 _CACHE = tempfile.mkdtemp(prefix="vizlab-test-cache-")
 os.environ["XDG_CACHE_HOME"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, True)
+
+
+def env_list(viz) -> list[str]:
+    """Every env on the server, through a visdom client (its session, hence its login).
+    Visdom 0.3.0's own get_env_list() sends the client's env along, and the server then answers
+    with that env's windows instead."""
+    url = f"{viz.server}:{viz.port}{viz.base_url}/env_state"
+    return json.loads(viz._handle_post(url, json.dumps({})))
 
 
 def free_port() -> int:
@@ -113,6 +122,32 @@ def stop_visdom(server: VisdomServer) -> None:
     except subprocess.TimeoutExpired:
         server.proc.kill()
         server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def wheel_members(tmp_path_factory) -> dict[str, bytes]:
+    """{name: bytes} of the wheel built from a copy of the repo (the build writes build/ and
+    *.egg-info), built once per session."""
+    import shutil
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    everywhere = shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache")
+
+    def ignore(folder, names):  # build outputs at the top only: npm packages have dist/ folders
+        top = {".git", ".venv", "runs", "build", "dist"} if Path(folder) == repo else set()
+        return everywhere(folder, names) | (top & set(names))
+
+    shutil.copytree(repo, src, ignore=ignore)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", "-w", str(tmp / "wheels"), str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = (tmp / "wheels").glob("vizlab-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
 
 
 @pytest.fixture(scope="session")

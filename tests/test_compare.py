@@ -316,7 +316,7 @@ def test_parcoords_packet_categories_log_scale_and_not_reached():
 
     rows = [row("relu", 0.1, 97.5, 3.0), row("tanh", 0.1, 96.0, None),
             row("relu", 0.001, 95.0, 8.0), row("tanh", 0.001, 94.0, None)]
-    (trace,) = parcoords_packet("g", rows, 97.0)["data"]
+    (trace,) = parcoords_packet(rows, 97.0)["data"]
     act, lr, acc, ttt = trace["dimensions"]
     assert trace["type"] == "parcoords" and trace["line"]["color"] == [97.5, 96.0, 95.0, 94.0]
     assert act["label"] == "activation" and act["values"] == [0, 1, 0, 1]
@@ -325,7 +325,7 @@ def test_parcoords_packet_categories_log_scale_and_not_reached():
     assert acc["values"] == [97.5, 96.0, 95.0, 94.0]
     assert ttt["label"] == "s to 97%" and ttt["values"] == [3.0, 10.0, 8.0, 10.0]
     assert ttt["ticktext"] == ["0", "4", "8", "not reached"] and ttt["tickvals"][-1] == 10.0
-    assert parcoords_packet("g", [{**r, "axes": {"lr": r["axes"]["lr"]}} for r in rows],
+    assert parcoords_packet([{**r, "axes": {"lr": r["axes"]["lr"]}} for r in rows],
                             97.0) is None  # one axis: no pane
 
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port, vizlab
+from conftest import env_list, free_port, vizlab
 from runlogs import run_events, write_run
 
 from vizlab.cli import cli, main
@@ -51,14 +51,14 @@ def test_runs_rm_deletes_run_dirs_and_their_envs(tmp_path, visdom_server):
     replay(tmp_path / "done", visdom_server.url)
     replay(tmp_path / "killed", visdom_server.url)
     client = visdom_server.client()
-    assert {"done", "k-env"} <= set(client.get_env_list())
+    assert {"done", "k-env"} <= set(env_list(client))
     result = CliRunner().invoke(cli, ["runs", "rm", "done", "killed", "bad", "--runs-dir",
                                       str(tmp_path), "--visdom-url", visdom_server.url])
     assert result.exit_code == 0, result.output
     assert "and its Visdom env k-env" in result.output
     assert not (tmp_path / "done").exists() and not (tmp_path / "killed").exists()
     assert not (tmp_path / "bad").exists() and (tmp_path / "not-a-run").exists()
-    assert not {"done", "k-env"} & set(client.get_env_list())
+    assert not {"done", "k-env"} & set(env_list(client))
 
 
 def test_runs_rm_checks_every_name_first(tmp_path, capsys):
@@ -91,7 +91,7 @@ def test_runs_rm_of_a_copied_run_keeps_the_original_runs_env(tmp_path, visdom_se
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "copy" / "killed").exists() and (tmp_path / "mine" / "killed").exists()
     assert "Visdom env" not in result.output
-    assert "k-env" in visdom_server.client().get_env_list()  # the original run's dashboard stays
+    assert "k-env" in env_list(visdom_server.client())  # the original run's dashboard stays
 
 
 def test_runs_rm_refuses_a_run_that_is_training(capsys, tmp_path):

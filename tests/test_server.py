@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, visdom_client, wait_for
+from conftest import env_list, free_port, visdom_client, wait_for
 
 from vizlab.errors import VizlabError
 from vizlab.server import assets
@@ -131,7 +131,7 @@ def test_envs_survive_stop_and_start(state):
 
     assert vizlab("server", "start", "--port", str(port)).returncode == 0
     viz = client(port, "kept")
-    assert {"kept", "unsaved"} <= set(viz.get_env_list())
+    assert {"kept", "unsaved"} <= set(env_list(viz))
     loss = json.loads(viz.get_window_data("loss", env="kept"))
     assert loss["content"]["data"][0]["y"] == [3.0, 2.0, 1.5]
     note = json.loads(viz.get_window_data("note", env="unsaved"))
@@ -207,9 +207,9 @@ def test_login_needs_credentials(state):
     assert refused.value.code == 401
     viz = client(port, "private", username="ada", password="s3cret")
     viz.text("hello", win="t")
-    assert "private" in viz.get_env_list()
+    assert "private" in env_list(viz)
     with pytest.raises(RuntimeError):
-        client(port, "private", username="ada", password="wrong").get_env_list()
+        env_list(client(port, "private", username="ada", password="wrong"))
 
 
 def test_client_with_credentials_works_without_login(state):
@@ -217,7 +217,7 @@ def test_client_with_credentials_works_without_login(state):
     assert vizlab("server", "start", "--port", str(port)).returncode == 0
     viz = client(port, "open", username="ada", password="s3cret")  # VIZLAB_VISDOM_* set anyway
     viz.text("hello", win="t")
-    assert "open" in viz.get_env_list()
+    assert "open" in env_list(viz)
 
 
 def test_debug_mode_is_off(tmp_path, front_end):
@@ -292,7 +292,7 @@ def test_laid_files_match_their_pins(front_end):
 
 def test_export_then_lay_from_dir(front_end, tmp_path, monkeypatch):
     exported = tmp_path / "carry"
-    assert assets.export(exported) == len(assets.ASSETS)
+    assert assets.export(exported) == len(assets.table())
     monkeypatch.setenv("VIZLAB_VISDOM_STATIC", str(tmp_path / "offline" / "static"))
     out = vizlab("server", "assets", "--assets-dir", str(exported))
     assert out.returncode == 0, out.stderr
@@ -332,7 +332,7 @@ def npm_tarballs(static: Path, replace: dict[str, bytes] | None = None) -> dict[
     """npm-style tarballs (files under package/) rebuilt from laid files: the same bytes."""
     replace = replace or {}
     by_package: dict[tuple[str, str], list] = {}
-    for a in assets.ASSETS:
+    for a in assets.table():
         by_package.setdefault((a.package, a.version), []).append(a)
     out = {}
     for (name, version), rows in by_package.items():
@@ -353,7 +353,7 @@ def test_lay_over_http_when_npm_is_absent(front_end, tmp_path, monkeypatch):
     with local_registry(npm_tarballs(front_end)) as url:
         monkeypatch.setenv("npm_config_registry", url)
         monkeypatch.setenv("VIZLAB_VISDOM_STATIC", str(tmp_path / "http" / "static"))
-        static = assets.lay()
+        static = assets.lay(registry=True)
     assert assets.verify(static) == [] and assets.is_complete(static)
 
 
@@ -365,5 +365,25 @@ def test_lay_refuses_a_registry_serving_other_bytes(front_end, tmp_path, monkeyp
         monkeypatch.setenv("npm_config_registry", url)
         monkeypatch.setenv("VIZLAB_VISDOM_STATIC", str(tmp_path / "bad" / "static"))
         with pytest.raises(VizlabError, match="jquery@3.1.1: dist/jquery.min.js does not match"):
-            assets.lay()
+            assets.lay(registry=True)
     assert not (tmp_path / "bad").joinpath("static").exists()
+
+
+def test_a_damaged_shipped_copy_falls_back_to_the_registry(front_end, tmp_path, monkeypatch):
+    import gzip
+    import shutil
+
+    shipped = tmp_path / "frontend"
+    shutil.copytree(assets.SHIPPED_DIR, shipped)
+    sjcl = next(a for a in assets.table() if a.path == "js/sjcl.js")
+    (shipped / sjcl.shipped).write_bytes(gzip.compress(b"window.evil = 1;"))
+    monkeypatch.setattr(assets, "SHIPPED_DIR", shipped)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no npm: plain HTTP
+    said = []
+    with local_registry(npm_tarballs(front_end)) as url:
+        monkeypatch.setenv("npm_config_registry", url)
+        monkeypatch.setenv("VIZLAB_VISDOM_STATIC", str(tmp_path / "relaid" / "static"))
+        static = assets.ensure_static(progress=said.append)
+    assert assets.verify(static) == [] and assets.is_complete(static)
+    assert any(f"{sjcl.shipped} does not match its pinned SHA-256" in s for s in said), said

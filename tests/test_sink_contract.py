@@ -3,6 +3,7 @@ ignore events after close, and never raise into training for a problem of its ow
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -124,3 +125,22 @@ def test_console_plain_prints_one_line_per_epoch(run_events):
     lines = out.getvalue().splitlines()
     assert sum(line.startswith("epoch ") for line in lines) == 2
     assert lines[-1].startswith("finished: 2 epochs")
+
+
+def test_console_rich_bar_says_evaluating_between_the_last_step_and_the_epoch_line(run_events):
+    from rich.console import Console
+
+    out = io.StringIO()
+    sink = ConsoleSink("rich", Console(file=out, force_terminal=True, width=160))
+    first_end = next(i for i, e in enumerate(run_events) if e.kind == "epoch_end")
+    last = [e for e in run_events[:first_end] if e.kind == "train_steps"][-1]
+    assert last.epoch_steps == last.steps_per_epoch > 1
+    sink.handle(run_events[0])
+    sink.handle(dataclasses.replace(last, epoch_steps=1))  # partway through the epoch
+    assert sink._progress.tasks[0].fields["phase"] == ""
+    sink.handle(last)  # the epoch's last step: the test set is evaluated next
+    assert sink._progress.tasks[0].fields["phase"] == "evaluating"
+    sink.handle(run_events[first_end])  # the epoch line replaces the bar
+    sink.close()
+    assert "evaluating" in out.getvalue()  # the bar's last frame showed it
+    assert "2 epochs ->" in out.getvalue()

@@ -37,6 +37,7 @@ def servers():
         started.append(server)
         return server
 
+    start.started = started
     yield start
     for server in started:
         if server.proc.poll() is None:
@@ -173,7 +174,8 @@ def test_server_absent_at_start_then_started_gives_complete_curves(tmp_path, cap
     port = free_port()
     events = run_events("late", epochs=2, steps_per_epoch=200)
     half = len(events) // 2
-    sink, log = stream(tmp_path, f"http://127.0.0.1:{port}", "t-late", events[:half])
+    sink, log = stream(tmp_path, f"http://127.0.0.1:{port}", "t-late", events[:half],
+                       quiet_start=1.0)
     assert wait_for(lambda: capfd.readouterr().err.count("vizlab: warning:") == 1, 10)
     server = servers(tmp_path, port)
     client = server.client()
@@ -187,6 +189,24 @@ def test_server_absent_at_start_then_started_gives_complete_curves(tmp_path, cap
     assert_complete_curve(win["train_loss"], events)
     assert len(traces(win["test_acc"])["test"]["y"]) == 2
     assert capfd.readouterr().err == ""  # one warning in all (read above), no second one
+
+
+def test_a_server_still_starting_is_waited_for_silently_even_at_close(tmp_path, capfd, servers):
+    """The first run on a machine: the server vizlab just launched is not up yet when the sink
+    starts (nor, for a short run, when it closes). No warning, and every window arrives."""
+    port = free_port()
+    events = run_events("starting", epochs=1, steps_per_epoch=120)
+    sink, log = stream(tmp_path, f"http://127.0.0.1:{port}", "t-starting", events,
+                       close_timeout=60.0, quiet_start=60.0)
+    log.close()
+    starter = threading.Thread(target=servers, args=(tmp_path, port))
+    starter.start()  # comes up while close() below is already waiting
+    sink.close()
+    starter.join()
+    win = windows(servers.started[-1], "t-starting")
+    assert_complete_curve(win["train_loss"], events)
+    assert "finished" in win["run_card"]["content"]
+    assert sink.stats["redraws"] == 1 and capfd.readouterr().err == ""
 
 
 def test_server_killed_mid_run_warns_once_and_close_returns(tmp_path, capfd, servers):
@@ -221,7 +241,7 @@ def test_server_killed_mid_run_warns_once_and_close_returns(tmp_path, capfd, ser
 def test_server_restarted_between_flushes_is_detected_and_redrawn(tmp_path, capfd, servers,
                                                                   from_save):
     """A server restarted while the sink had nothing to send answers every later call: only
-    the hash check of a window written since the last save notices that the server lost the
+    the digest check of a window written since the last save notices that the server lost the
     env, or went back to the env saved at the end of epoch 1."""
     server = servers(tmp_path)
     events = run_events("restart", epochs=2, steps_per_epoch=300, chunk=20)
@@ -426,11 +446,12 @@ def start_login_server(tmp_path, user, password):
     port = free_port()
     (tmp_path / "COOKIE_SECRET").write_text("test-secret")
     code = ("import sys, visdom.server.app as app; app.DEFAULT_ENV_PATH = sys.argv[2] + '/'; "
-            "from visdom.utils.server_utils import hash_password as h; "
+            "import hashlib; from visdom.utils.server_utils import hash_password; "
             "from visdom.server.run_server import start_server; "
             "start_server(port=int(sys.argv[1]), base_url='', env_path=sys.argv[2], "
             "bind_local=True, print_func=lambda port: None, "
-            "user_credential={'username': sys.argv[3], 'password': h(h(sys.argv[4]))})")
+            "user_credential={'username': sys.argv[3], 'password': hash_password("
+            "hashlib.sha256(sys.argv[4].encode()).hexdigest())})")  # as 0.2.4 and 0.3 keep it
     proc = subprocess.Popen([sys.executable, "-c", code, str(port), str(tmp_path), user, password],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_port(port)

@@ -43,7 +43,7 @@ def server():
 @click.option("--foreground", is_flag=True, help="Run in this terminal; Ctrl-C stops it.")
 @click.option("--assets-dir", type=_EXISTING_DIR, default=None,
               help="Take the front-end files from DIR (made by `vizlab server assets --export`) "
-                   "instead of the npm registry.")
+                   "instead of the copies shipped with vizlab.")
 def start(port, host, env_dir, allow_hosts, login, readonly, foreground, assets_dir):
     """Start the Visdom server (in the background unless --foreground).
 
@@ -107,25 +107,32 @@ def status():
 
 @server.command()
 @click.option("--assets-dir", type=_EXISTING_DIR, default=None,
-              help="Lay the files from DIR (another machine's --export), not the registry.")
+              help="Lay the files from DIR (another machine's --export).")
+@click.option("--registry", is_flag=True,
+              help="Lay the files from the npm registry (through npm where installed).")
 @click.option("--export", "export_dir", type=_DIR, default=None,
-              help="Also write the files to DIR, to carry to a machine with no network.")
-def assets(assets_dir, export_dir):
+              help="Also write the files to DIR.")
+def assets(assets_dir, registry, export_dir):
     """Lay and verify the dashboard's front-end files (`start` does it when needed).
 
-    They come from the npm registry (through npm where installed) or from --assets-dir, and
-    every file is checked against its pinned SHA-256.
+    They come from the copies shipped with vizlab (the npm registry when those are missing or
+    damaged), or from --assets-dir or --registry when asked; every file is checked against its
+    pinned SHA-256.
     """
+    from vizlab.errors import VizlabError
     from vizlab.server import assets as front
     from vizlab.term import console
 
     progress = _progress()
     static = front.static_dir()
     t0 = time.perf_counter()
-    if assets_dir is not None or not front.is_complete(static) or front.verify(static):
-        static = front.lay(assets_dir, progress)
+    if assets_dir is not None and registry:
+        raise VizlabError("--assets-dir and --registry: choose one source")
+    if assets_dir is not None or registry or not front.is_complete(static):
+        static = front.lay(assets_dir, progress, registry=registry)
         console().print(f"laid in {time.perf_counter() - t0:.1f} s")
-    console().print(f"{len(front.ASSETS)} front-end files verified (SHA-256) in {static}")
+    console().print(f"{len(front.table())} front-end files of Visdom {front.visdom_version()} "
+                    f"verified (SHA-256) in {static}")
     if export_dir is not None:
         count = front.export(export_dir, progress)
         console().print(f"wrote {count} files to {export_dir}; on a machine with no network: "

@@ -52,7 +52,9 @@ class CompareDashboard:
                  differences: dict | None = None):
         """``variants``: (name, seed) for every run, in legend order; ``target``: the accuracy
         whose time to reach is ranked; ``differences``: the data-shaping settings that differ
-        between the runs (a comparison of existing runs that is not controlled)."""
+        between the runs (a comparison of existing runs that is not controlled). ``title`` names
+        the comparison; window titles leave it out (the env shows it, and a long name in front of
+        every title ran into Plotly's toolbar)."""
         self.names = list(dict.fromkeys(name for name, _ in variants))
         self.seeds: dict[str, list[int]] = {}
         for name, seed in variants:
@@ -110,7 +112,7 @@ class CompareDashboard:
                                       show_seeds=len(self.seeds[name]) > 1, clip=(0.0, None))
         if not traces:
             return None
-        return P.plot_packet(f"{self.title}: train loss (smoothed)", "step",
+        return P.plot_packet("train loss (smoothed)", "step",
                              "loss (cross-entropy)", traces, width=620, height=400)
 
     def _epoch_plot(self, field: str, title: str, ylabel: str, clip=(0.0, None)):
@@ -125,7 +127,7 @@ class CompareDashboard:
                                       show_seeds=len(self.seeds[name]) > 1, clip=clip)
         if not traces:
             return None
-        return P.plot_packet(f"{self.title}: {title}", "epoch", ylabel, traces, width=520,
+        return P.plot_packet(title, "epoch", ylabel, traces, width=520,
                              height=400, xaxis={"title": "epoch", "dtick": 1})
 
     def _test_acc(self):
@@ -144,13 +146,13 @@ class CompareDashboard:
     def _summary(self):
         if not self.results:
             return None
-        return ranking_packet(self.title, self.results, self.target, self.differences)
+        return ranking_packet(self.results, self.target, self.differences)
 
     def _parcoords(self):
         """Grids of two or more axes: every variant as one line across them."""
         if not self.results:
             return None
-        return parcoords_packet(self.title, self.results, self.target)
+        return parcoords_packet(self.results, self.target)
 
 
 @dataclass(frozen=True)

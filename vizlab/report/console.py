@@ -76,7 +76,7 @@ class ConsoleSink:
         line = Text.assemble(  # Text, not markup: model and run dir are the user's strings
             f"{what} ", (e.model, "bold"), f" ({e.params:,} parameters) on {where}: "
             f"{e.dataset}, {e.train_samples:,} train / {e.test_samples:,} test samples, "
-            f"{e.epochs} epochs -> {e.run_dir}")
+            f"{plural(e.epochs, 'epoch')} -> {e.run_dir}")
         self.console.print(line, highlight=False)
 
     def _steps(self, e: TrainSteps) -> None:
@@ -87,8 +87,10 @@ class ConsoleSink:
         if self._progress is None:
             self._start_bar(e)
         rate = e.epoch_steps * self.batch_size / e.elapsed if e.elapsed > 0 else 0.0
-        self._progress.update(self._task, completed=e.epoch_steps,
-                              loss=self._smoothed, rate=rate)
+        # The last step's chunk: the test set is evaluated next, with no step to show for it.
+        done = e.steps_per_epoch > 0 and e.epoch_steps >= e.steps_per_epoch
+        self._progress.update(self._task, completed=e.epoch_steps, loss=self._smoothed, rate=rate,
+                              phase="evaluating" if done else "")
 
     def _start_bar(self, e: TrainSteps) -> None:
         from rich.progress import (
@@ -102,12 +104,12 @@ class ConsoleSink:
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:,.0f} samples/s"), TimeRemainingColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[phase]}"),
             console=self.console, transient=True, refresh_per_second=8)
         self._progress.start()
         self._task = self._progress.add_task(
             "train", total=e.steps_per_epoch, epoch=f"{e.epoch}/{self.epochs}",
-            loss=self._smoothed or 0.0, rate=0.0)
+            loss=self._smoothed or 0.0, rate=0.0, phase="")
 
     def _stop_bar(self) -> None:
         if self._progress is not None:
@@ -116,7 +118,7 @@ class ConsoleSink:
 
     def _summary(self, e: RunEnded) -> None:
         if self.mode == "plain":
-            self.console.print(f"{e.status}: {e.epochs_done} epochs, best accuracy "
+            self.console.print(f"{e.status}: {plural(e.epochs_done, 'epoch')}, best accuracy "
                                f"{_pct(e.best_acc)}, {e.wall_time:.1f} s", markup=False)
             return
         from rich.table import Table
@@ -132,6 +134,10 @@ class ConsoleSink:
             self.console.print(table)
         self.console.print(f"best accuracy {_pct(e.best_acc)} in {e.wall_time:.1f} s"
                            + (f" ({e.message})" if e.message else ""), markup=False)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _pct(value: float | None) -> str:

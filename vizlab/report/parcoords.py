@@ -56,7 +56,7 @@ def _target_dimension(rows: Sequence[dict[str, Any]], target: float | None) -> d
     return dim
 
 
-def parcoords_packet(title: str, rows: Sequence[dict[str, Any]],
+def parcoords_packet(rows: Sequence[dict[str, Any]],
                      target: float | None) -> dict[str, Any] | None:
     """The pane for ranking ``rows`` (vizlab.compare.ranking), or None below two axes."""
     rows = [r for r in rows if r.get("final_acc") is not None]
@@ -73,7 +73,7 @@ def parcoords_packet(title: str, rows: Sequence[dict[str, Any]],
                       "cmin": min(accs), "cmax": max(accs),
                       "colorbar": {"title": "final acc. (%)"}},
              "labelfont": {"size": 12}, "tickfont": {"size": 10}}
-    packet = P.plot_packet(f"{title}: the grid at a glance", "", "", [trace], width=900,
+    packet = P.plot_packet("the grid at a glance", "", "", [trace], width=900,
                            height=420, margin={"l": 80, "r": 80, "t": 80, "b": 40})
     layout = packet["layout"]
     layout["showlegend"] = False

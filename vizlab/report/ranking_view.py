@@ -126,12 +126,12 @@ def notes(rows: Sequence[dict[str, Any]], differences: dict[str, Any] | None = N
     return out
 
 
-def ranking_packet(title: str, rows: Sequence[dict[str, Any]], target: float | None,
+def ranking_packet(rows: Sequence[dict[str, Any]], target: float | None,
                    differences: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dashboard's ranking pane: the table, tied rows shaded, and the notes."""
     table = P.html_table([cells(r) for r in rows], header=header(target),
                          row_styles=[TIE_STYLE if is_tie(r) else "" for r in rows])
     lines = "".join(f'<p style="font-size:12px;margin:4px 0">{P.esc(line)}</p>'
                     for line in notes(rows, differences))
-    return P.text_packet(f"{title}: ranking", table + lines, width=900,
+    return P.text_packet("ranking", table + lines, width=900,
                          height=130 + 24 * len(rows))

@@ -195,8 +195,9 @@ def connect(target: VisdomTarget | str, env: str, *,
     try:
         client.post(env_path(env), {"eid": env})
     except VisdomRejected as exc:
-        # Visdom's own server (not vizlab's) answers 400 to a client that did not log in.
-        if user or "400 Bad Request" not in str(exc):
+        # A login-only server refuses a client that did not log in: Visdom 0.2.4's own server
+        # with a bare 400, 0.3's with 401.
+        if user or not any(s in str(exc) for s in ("400 Bad Request", "401 Unauthorized")):
             raise
         raise VisdomRejected("the server asks for a login: set VIZLAB_VISDOM_USER and "
                              "VIZLAB_VISDOM_PASSWORD") from None
@@ -241,13 +242,14 @@ def save_env(viz: VisdomClient, env: str) -> None:
     viz.post("save", {"data": [env], "eid": env})
 
 
-def window_hash(viz: VisdomClient, env: str, win: str) -> str | None:
-    """The server's hash of a window's JSON, or None when the window (or env) is gone."""
+def window_digest(viz: VisdomClient, env: str, win: str) -> str | None:
+    """A digest of a window's JSON as the server holds it, or None when the window (or env) is
+    gone. From ``win_data``, which Visdom 0.2.4 and 0.3 both answer (0.3 removed ``win_hash``)."""
     try:
-        answer = viz.post("win_hash", {"win": win, "eid": env})
-    except VisdomRejected:  # the env itself is gone (a restarted server)
+        answer = viz.post("win_data", {"win": win, "eid": env})
+    except VisdomRejected:  # visdom answers 500 for a window or env it does not hold
         return None
-    return None if answer == "false" else answer
+    return hashlib.sha256(answer.encode()).hexdigest()
 
 
 def window_data(viz: VisdomClient, env: str, win: str | None = None) -> dict:

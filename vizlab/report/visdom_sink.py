@@ -12,8 +12,9 @@ deep-copies the window and diffs it: 144 ms against 12 ms at 2,000 points, on th
 
 When the server does not answer, the sink warns once, keeps folding events, retries with backoff
 and, when the server answers again, redraws every window from the run log. Before each flush it
-asks for the hash of a small window written since the last save: a server restarted in between
-(empty, or holding an older saved env) fails that check and gets the same full redraw.
+reads back a small window written since the last save and compares its digest: a server
+restarted in between (empty, or holding an older saved env) fails that check and gets the same
+full redraw. (It reads the window itself: Visdom 0.3 removed the ``win_hash`` endpoint.)
 
 A full queue (the thread stuck behind a slow server) drops events: with a run log (``log_path``)
 every window is redrawn from it later, so nothing is lost; without one (your own training loop)
@@ -41,8 +42,11 @@ from vizlab.term import warn
 MAX_QUEUE = 10_000
 RECENT = 512  # events kept to re-apply after a rebuild from a log that lags behind
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
+# A server that has never answered yet may be starting (the one `vizlab run` just launched):
+# for this long after the sink's start it is retried every QUIET_RETRY seconds, without a warning.
+QUIET_START, QUIET_RETRY = 8.0, 0.2
 FLUSH_BUDGET = 0.02  # the share of wall time flushes may take (they space out beyond it)
-# Windows by typical size, smallest first: the cheapest to hash as a sentinel.
+# Windows by typical size, smallest first: the cheapest to read back as a sentinel.
 SMALL_FIRST = ("test_acc", "test_loss", "run_card", "per_class", "weights", "gradients",
                "confusion", "predictions", "misclassified", "samples", "lr", "train_loss")
 
@@ -61,14 +65,17 @@ class VisdomSink:
     ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
     Flushes come every ``flush_interval`` seconds, or further apart when they would take more
     than ``flush_budget`` of the time; and at once after an epoch or a steering command.
-    ``inbox`` (a vizlab.control.Inbox) receives the commands of this env's control pane.
+    ``inbox`` (a vizlab.control.Inbox) receives the commands of this env's control pane. A
+    server that does not answer within ``quiet_start`` seconds of the sink's start gets a warning;
+    until then the sink waits for it silently (close() too, within its time limit).
     """
 
     def __init__(self, url: str | None = None, env: str = "main",
                  log_path: Path | str | None = None, flush_interval: float = 1.0,
                  heavy_interval: float = 3.0, flush_log: Callable[[], None] | None = None,
                  close_timeout: float = 5.0, max_queue: int = MAX_QUEUE,
-                 flush_budget: float = FLUSH_BUDGET, board=None, inbox=None):
+                 flush_budget: float = FLUSH_BUDGET, board=None, inbox=None,
+                 quiet_start: float = QUIET_START):
         from vizlab.config import default_visdom_url
 
         self.url = url or default_visdom_url()
@@ -93,13 +100,14 @@ class VisdomSink:
         self._viz = None
         self._dirty: set[str] = set()
         self._drawn: set[str] = set()
-        self._sentinel: tuple[str, str | None, bool] | None = None  # (win, hash, fresh)
+        self._sentinel: tuple[str, str | None, bool] | None = None  # (win, digest, fresh)
         self._resync = self._epoch_flush = self._save_due = False
         self._next_flush = self._retry_at = 0.0
         self._last_heavy = float("-inf")
         self._backoff = BACKOFF_FIRST
         self._warned: set[str] = set()
         self._retried: set[str] = set()  # windows a server error refused once (tried again)
+        self._quiet_until = time.monotonic() + quiet_start  # until the server first answers
         # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
         # and the CPU seconds of both; events handled, and how many of the first handled are
         # drawn (and saved) with nothing left to send: a condition to wait on.
@@ -186,7 +194,9 @@ class VisdomSink:
                 if self._viz is not None and not (self._dirty or self._save_due or self._resync):
                     self.stats["drawn"] = handled
             except _OutOfTime:
-                pass
+                if self._quiet_until:  # close() ran out of time before the server ever answered
+                    self._quiet_until = 0.0
+                    self._lost(TimeoutError("no answer yet"), "not reachable")
             except Exception as exc:  # a bug must not kill the thread and let the queue grow
                 self._warn_once("bug", f"the Visdom dashboard hit an error ({exc!r}); "
                                        f"the run log is complete: `vizlab replay` redraws it")
@@ -224,14 +234,26 @@ class VisdomSink:
                                 "redrawn)")
 
     def _connect(self, final: bool) -> None:
-        try:
-            self._viz = vc.connect(self._target, self.env, timeout=self._timeouts(final))
-        except vc.VisdomUnavailable as exc:
-            return self._lost(exc, "not reachable")
-        except vc.VisdomRejected as exc:
-            self._retry_at = time.monotonic() + BACKOFF_MAX
-            return self._warn_once("rejected", f"Visdom at {self._target.url}: {exc}; "
-                                               "training goes on without the dashboard")
+        while True:
+            try:
+                self._viz = vc.connect(self._target, self.env, timeout=self._timeouts(final))
+                break
+            except vc.VisdomUnavailable as exc:
+                if time.monotonic() < self._quiet_until:  # perhaps still starting: no warning
+                    if not final:
+                        self._retry_at = time.monotonic() + QUIET_RETRY
+                        return None
+                    # close(): keep trying within its time limit (_timeouts ends it)
+                    time.sleep(min(QUIET_RETRY, max(0.0, self._deadline - time.monotonic())))
+                    continue
+                self._quiet_until = 0.0
+                return self._lost(exc, "not reachable")
+            except vc.VisdomRejected as exc:
+                self._quiet_until = 0.0
+                self._retry_at = time.monotonic() + BACKOFF_MAX
+                return self._warn_once("rejected", f"Visdom at {self._target.url}: {exc}; "
+                                                   "training goes on without the dashboard")
+        self._quiet_until = 0.0
         self._redraw(final)
         if self._viz is not None:
             self._backoff = BACKOFF_FIRST
@@ -319,7 +341,7 @@ class VisdomSink:
             self._flush_run_log()
             if self._sentinel is not None:
                 win, expected, _ = self._sentinel
-                if self._call(final, vc.window_hash, win) != expected:
+                if self._call(final, vc.window_digest, win) != expected:
                     return self._redraw(final)  # a restarted server lost what we drew
             written = [w for w in todo if self._send_window(w, final) and w in self._drawn]
             if heavy_due:
@@ -337,23 +359,23 @@ class VisdomSink:
             self._lost(exc, "stopped answering")
 
     def _keep_sentinel(self, written: list[str], saved: bool, final: bool) -> None:
-        """Keep a window whose hash proves, at the next flush, that the server still holds what
+        """Keep a window whose digest proves, at the next flush, that the server still holds what
         was drawn since the last save. It must have been written after that save ("fresh"): a
-        server restarted from the save would hold an older copy. Small windows hash fast."""
+        server restarted from the save would hold an older copy. Small windows read back fast."""
         sentinel = self._sentinel
         if saved:  # the run card is small: draw it again after the save
             card = self._board.pane("run_card")
             if card is not None:
                 self._call(final, vc.draw, "run_card", card.packet)
-                self._sentinel = ("run_card", self._call(final, vc.window_hash, "run_card"), True)
+                self._sentinel = ("run_card", self._call(final, vc.window_digest, "run_card"), True)
             elif written:  # no run card (a bare training loop): stale until the next write
                 win = min(written, key=_size_rank)
-                self._sentinel = (win, self._call(final, vc.window_hash, win), False)
+                self._sentinel = (win, self._call(final, vc.window_digest, win), False)
             elif sentinel is not None:
                 self._sentinel = (sentinel[0], sentinel[1], False)
         elif written and (sentinel is None or not sentinel[2] or sentinel[0] in written):
             win = min(written, key=_size_rank)
-            self._sentinel = (win, self._call(final, vc.window_hash, win), True)
+            self._sentinel = (win, self._call(final, vc.window_digest, win), True)
 
     def _send_window(self, win: str, final: bool) -> bool:
         """Replace (or close) one window; True if a request was sent."""
@@ -382,5 +404,5 @@ class VisdomSink:
 
 
 def _size_rank(win: str) -> int:
-    """Small windows first (cheap to hash); windows of other boards after the known ones."""
+    """Small windows first (cheap to read back); windows of other boards after the known ones."""
     return SMALL_FIRST.index(win) if win in SMALL_FIRST else len(SMALL_FIRST)

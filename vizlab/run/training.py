@@ -52,14 +52,13 @@ def open_dashboard(cfg: RunConfig, env: str) -> str:
     from vizlab.term import console
 
     url = cfg.visdom_url
+    started = None
     if not cfg.visdom_url_given and cfg.server:
         from vizlab.server.lifecycle import ensure_server
 
         started = ensure_server(url)
-        if started:
-            console().print(f"started a local Visdom server at {started} "
-                            "(stop it with `vizlab server stop`)", markup=False)
-    console().print(f"dashboard: {url.rstrip('/')}/env/{env}", markup=False)
+    note = "  (started a local Visdom server: `vizlab server stop` stops it)" if started else ""
+    console().print(f"dashboard: {url.rstrip('/')}/env/{env}{note}", markup=False)
     return url
 
 

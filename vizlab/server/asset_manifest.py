@@ -1,5 +1,8 @@
-"""The front-end files Visdom 0.2.4 needs, where each comes from on the npm registry, and its
-pinned SHA-256 (checked by vizlab.server.assets on every lay and verify)."""
+"""The front-end files each supported Visdom line needs, where each comes from on the npm
+registry, and its pinned SHA-256 (checked by vizlab.server.assets whenever files are laid and at
+every server start). vizlab ships a gzipped copy of every file (vizlab/server/frontend/,
+credited in its README.md); vizlab.server.visdom_compat picks the table for the installed Visdom.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,18 @@ class Asset:
     member: str  # the file inside the package's tarball
     sha256: str
 
+    @property
+    def shipped(self) -> str:
+        """Its gzipped copy under vizlab/server/frontend/."""
+        return f"{self.package}-{self.version}/{self.member}.gz"
+
 
 _MJ = "js/mathjax/2.7.5/"
 _BS = "dist/fonts/glyphicons-halflings-regular"
-# One row per file visdom 0.2.4's build.download_scripts() fetches (the glyphicons SVG under the
-# name browsers request: visdom's name keeps the URL's "#fragment" in it).
-ASSETS: tuple[Asset, ...] = tuple(Asset(*row) for row in (
+# One row per file visdom's build.download_scripts() fetches (the glyphicons SVG under the name
+# browsers request: visdom's name keeps the URL's "#fragment" in it). First the files both lines
+# fetch alike.
+_COMMON: tuple[Asset, ...] = tuple(Asset(*row) for row in (
     ("js/jquery.min.js", "jquery", "3.1.1", "dist/jquery.min.js",
      "85556761a8800d14ced8fcd41a6b8b26bf012d44a318866c0d81a62092efd9bf"),
     ("js/bootstrap.min.js", "bootstrap", "3.3.7", "dist/js/bootstrap.min.js",
@@ -44,10 +53,6 @@ ASSETS: tuple[Asset, ...] = tuple(Asset(*row) for row in (
      "22f89270afc6f231f8b974e37172a15525f28035276ca960f8ccdce622700315"),
     ("js/saveSvgAsPng.js", "save-svg-as-png", "1.4.17", "lib/saveSvgAsPng.js",
      "71c46f2411daf6ba2a4e38ec563d92f1da42f88da9247a2bdd5c8a10bde93ae3"),
-    ("css/react-resizable-styles.css", "react-resizable", "1.4.6", "css/styles.css",
-     "7c9122a97c86b4be7839fd3d23c37d06aec1ece3ef830f8bae3a8c121056d528"),
-    ("css/react-grid-layout-styles.css", "react-grid-layout", "0.16.3", "css/styles.css",
-     "4ec035a50c31ec008bab5794e88ef056043e63aaa8dcbb24d36e5a73780b4dbc"),
     ("css/bootstrap.min.css", "bootstrap", "3.3.7", "dist/css/bootstrap.min.css",
      "f75e846cc83bd11432f4b1e21a45f31bc85283d11d372f7b19accd1bf6a2635c"),
     ("fonts/classnames", "classnames", "2.2.5", "index.js",
@@ -62,6 +67,14 @@ ASSETS: tuple[Asset, ...] = tuple(Asset(*row) for row in (
      "e395044093757d82afcb138957d06a1ea9361bdcf0b442d06a18a8051af57456"),
     ("fonts/glyphicons-halflings-regular.svg", "bootstrap", "3.3.7", _BS + ".svg",
      "42f60659d265c1a3c30f9fa42abcbb56bd4a53af4d83d316d6dd7a36903c43e5"),
+))
+
+# Visdom 0.2.4 (Python 3.11): older grid styles and MathJax 2.
+VISDOM_0_2: tuple[Asset, ...] = _COMMON + tuple(Asset(*row) for row in (
+    ("css/react-resizable-styles.css", "react-resizable", "1.4.6", "css/styles.css",
+     "7c9122a97c86b4be7839fd3d23c37d06aec1ece3ef830f8bae3a8c121056d528"),
+    ("css/react-grid-layout-styles.css", "react-grid-layout", "0.16.3", "css/styles.css",
+     "4ec035a50c31ec008bab5794e88ef056043e63aaa8dcbb24d36e5a73780b4dbc"),
     (_MJ + "MathJax.js", "mathjax", "2.7.5", "MathJax.js",
      "9ef249bfdc162849bcf2abe8425f5e90bd89fa4fd1588b1a492731c65b2bbfc9"),
     (_MJ + "config/Safe.js", "mathjax", "2.7.5", "config/Safe.js",
@@ -82,3 +95,48 @@ ASSETS: tuple[Asset, ...] = tuple(Asset(*row) for row in (
      "jax/output/SVG/fonts/TeX/Size1/Regular/Main.js",
      "3e1c830e9c05a62f9caf86f9e13d926c38c5136b1eba8f6171953e839ce3941f"),
 ))
+
+# Visdom 0.3.x (Python 3.12 and newer): newer grid styles and MathJax 3 in one file.
+VISDOM_0_3: tuple[Asset, ...] = _COMMON + tuple(Asset(*row) for row in (
+    ("css/react-resizable-styles.css", "react-resizable", "3.1.3", "css/styles.css",
+     "08fba77b2ebcdb6d82519998bbdaf4690a4cc235d26c51aeccd70f9a4158192d"),
+    ("css/react-grid-layout-styles.css", "react-grid-layout", "2.2.3", "css/styles.css",
+     "924b27a74bd4642110e68002786c901a0aa42860858fe97a153ad7502db2a3c2"),
+    ("js/mathjax/3.2.2/es5/tex-mml-svg.js", "mathjax", "3.2.2", "es5/tex-mml-svg.js",
+     "1f17a7ed95ff4a4b27d16bf0fb5f80b915686ee8673e82983a2876ecf8cb9fae"),
+))
+
+# Every file vizlab ships, once (most are shared by both lines).
+SHIPPED: tuple[Asset, ...] = tuple({a.shipped: a for a in VISDOM_0_2 + VISDOM_0_3}.values())
+
+
+@dataclass(frozen=True)
+class License:
+    spdx: str  # as the package's package.json declares it
+    file: str | None  # its licence file inside the tarball; None: the package ships none
+    holder: str  # who holds the copyright, as the package names it
+
+
+# One row per npm package whose files vizlab ships; scripts/ship_frontend.py copies each licence
+# file beside the package's files and writes frontend/README.md from this table.
+LICENSES: dict[tuple[str, str], License] = {
+    ("jquery", "3.1.1"): License("MIT", "LICENSE.txt", "jQuery Foundation and other contributors"),
+    ("bootstrap", "3.3.7"): License("MIT", "LICENSE", "Twitter, Inc."),
+    ("react", "16.2.0"): License("MIT", "LICENSE", "Facebook, Inc."),
+    ("react-dom", "16.2.0"): License("MIT", "LICENSE", "Facebook, Inc."),
+    ("react-modal", "3.1.10"): License("MIT", "LICENSE", "Ryan Florence"),
+    ("plotly.js-dist-min", "2.11.1"): License("MIT", "LICENSE", "Plotly, Inc."),
+    ("sjcl", "1.0.7"): License("BSD-2-Clause OR GPL-2.0-or-later", "LICENSE.txt",
+                               "Emily Stark, Mike Hamburg, Dan Boneh"),
+    ("layout-bin-packer", "1.4.0"): License("ISC", None, "Stefan Penner"),
+    ("d3", "3.5.17"): License("BSD-3-Clause", "LICENSE", "Mike Bostock"),
+    ("d3-selection-multi", "1.0.1"): License("BSD-3-Clause", "LICENSE", "Mike Bostock"),
+    ("save-svg-as-png", "1.4.17"): License("MIT", "LICENSE", "Eric Shull"),
+    ("react-resizable", "1.4.6"): License("MIT", None, "Samuel Reed"),
+    ("react-resizable", "3.1.3"): License("MIT", "LICENSE", "Samuel Reed"),
+    ("react-grid-layout", "0.16.3"): License("MIT", "LICENSE", "Samuel Reed"),
+    ("react-grid-layout", "2.2.3"): License("MIT", "LICENSE", "Samuel Reed"),
+    ("classnames", "2.2.5"): License("MIT", "LICENSE", "Jed Watson"),
+    ("mathjax", "2.7.5"): License("Apache-2.0", "LICENSE", "The MathJax Consortium"),
+    ("mathjax", "3.2.2"): License("Apache-2.0", "LICENSE", "The MathJax Consortium"),
+}

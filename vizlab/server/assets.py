@@ -1,10 +1,13 @@
-"""Visdom's front-end files, laid offline from npm registry packages and checked file by file.
+"""Visdom's front-end files: laid from the copies that ship with vizlab, checked file by file.
 
-Visdom 0.2.4 downloads its front-end files from CDNs at first start, and with no internet it
-never starts (its MathJax download raises). Every one of those files is published on the npm
-registry, so vizlab lays them from the registry's packages (``npm pack`` where npm is installed,
-else an HTTP GET from the registry npm would use) or copies them from a directory
-(``--assets-dir``), and checks every file against the SHA-256 pinned in ``ASSETS``.
+Visdom downloads its front-end files (plotly, React, jQuery, Bootstrap, MathJax, ...) from CDNs at
+first start, and with no internet it never starts. vizlab ships a gzipped copy of every file each
+supported Visdom line needs (vizlab/server/frontend/, with their licences; see its README.md) and
+lays the installed line's files into a static directory it serves from, checking each against the
+SHA-256 pinned in vizlab.server.asset_manifest. Every server start checks the laid files again
+(about 7 MB to hash: milliseconds) and lays them anew when one differs. Fallbacks: the npm
+registry (vizlab.server.npm_registry) when the shipped copies are missing or damaged, and a
+directory of exported files (``--assets-dir``).
 
 Where they go: a vizlab-owned static directory, ``static_dir()``
 (``$VIZLAB_VISDOM_STATIC``, default ``$XDG_CACHE_HOME/vizlab/visdom-<version>/static``), holding a
@@ -16,30 +19,36 @@ location for everyone means one code path, the one the tests run.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
-import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 from vizlab.errors import VizlabError
-from vizlab.server.asset_manifest import ASSETS, Asset
+from vizlab.server import npm_registry, visdom_compat
+from vizlab.server.asset_manifest import Asset
 
-DEFAULT_REGISTRY = "https://registry.npmjs.org/"
-
+SHIPPED_DIR = Path(__file__).with_name("frontend")
+PAGES = ("index.html", "login.html")  # every file these load must be laid
+_STATIC_URL = re.compile(r"""static_url\(\s*["']([^"']+)["']\s*\)""")
 
 Progress = Optional[Callable[[str], None]]  # noqa: UP045 (a runtime alias)
 
 
+def table() -> tuple[Asset, ...]:
+    """The front-end files of the installed Visdom (VizlabError for an unsupported one)."""
+    return visdom_compat.installed_line().assets
+
+
 def visdom_version() -> str:
-    return importlib.metadata.version("visdom")
+    return visdom_compat.installed_version()
 
 
 def visdom_package_static() -> Path:
@@ -59,18 +68,21 @@ def static_dir() -> Path:
     return Path(cache) / "vizlab" / f"visdom-{visdom_version()}" / "static"
 
 
-def is_complete(static: Path) -> bool:
-    """Cheap check (no hashing) that every file is in place: used at each server start."""
-    built = static / "version.built"
-    return (built.is_file() and built.read_text().strip() == visdom_version()
-            and (static / "index.html").is_file()
-            and all((static / a.path).is_file() for a in ASSETS))
-
-
 def verify(static: Path) -> list[str]:
-    """Problems with the laid files, one line each (empty when every file matches its hash)."""
+    """Problems with the laid files, one line each: a file missing or not matching its pin, or a
+    file the page loads that nothing laid (a Visdom release needing files vizlab does not know)."""
+    problems = _file_problems(static, table())
+    for page in PAGES:
+        for ref in _page_refs(static / page):
+            if not (static / ref).is_file():
+                problems.append(f"{page} loads {ref}, which Visdom {visdom_version()} needs and "
+                                "vizlab does not know")
+    return problems
+
+
+def _file_problems(static: Path, rows: tuple[Asset, ...]) -> list[str]:
     problems = []
-    for asset in ASSETS:
+    for asset in rows:
         f = static / asset.path
         if not f.is_file():
             problems.append(f"{asset.path}: missing")
@@ -79,35 +91,52 @@ def verify(static: Path) -> list[str]:
     return problems
 
 
+def is_complete(static: Path) -> bool:
+    """Laid for the installed Visdom, and every file matches its pin (checked at each start)."""
+    built = static / "version.built"
+    return (built.is_file() and built.read_text().strip() == visdom_version()
+            and (static / "index.html").is_file() and not verify(static))
+
+
 def ensure_static(assets_dir: Path | None = None, progress: Progress = None) -> Path:
-    """The served static directory, laid first if anything is missing. Raises VizlabError."""
+    """The served static directory, laid first if anything is missing or differs from its pin.
+    Raises VizlabError."""
     static = static_dir()
     if assets_dir is None and is_complete(static):
         return static
     return lay(assets_dir, progress)
 
 
-def lay(assets_dir: Path | None = None, progress: Progress = None) -> Path:
-    """(Re)lay the static directory from ``assets_dir`` or the npm registry, checking every file.
+def lay(assets_dir: Path | None = None, progress: Progress = None, *,
+        registry: bool = False) -> Path:
+    """(Re)lay the static directory, checking every file: from ``assets_dir`` when given, else
+    from the shipped copies, else (or with ``registry``) from the npm registry.
 
     Built beside the target and renamed into place, so a server never sees half a directory and
     two processes laying at once do not mix their files.
     """
-    static = static_dir()
-    if progress:
-        progress(f"laying Visdom's front-end files into {static} (once)")
+    static, rows = static_dir(), table()
     static.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".lay-", dir=static.parent))
     try:
         staged = work / "static"
         shutil.copytree(visdom_package_static(), staged)
         if assets_dir is not None:
-            _copy_from_dir(Path(assets_dir), staged)
+            _copy_from_dir(Path(assets_dir), staged, rows)
         else:
-            _lay_from_registry(staged, work / "tarballs", progress)
+            unusable = "not asked for" if registry else _copy_shipped(staged, rows)
+            if unusable is None:
+                if progress:
+                    progress(f"laying Visdom's front-end files (shipped with vizlab) into {static}")
+            else:
+                if progress and not registry:
+                    progress(f"the front-end files shipped with vizlab are unusable ({unusable}); "
+                             "fetching them from the npm registry")
+                npm_registry.lay(rows, staged, work / "tarballs", progress)
         problems = verify(staged)
-        if problems:  # cannot happen unless the writes failed: every file was checked on the way
-            raise VizlabError(f"laid front-end files failed verification: {problems[0]}")
+        if problems:
+            raise VizlabError(f"the front-end files for Visdom {visdom_version()} are "
+                              f"incomplete: {problems[0]}")
         (staged / "version.built").write_text(visdom_version())
         _replace_dir(staged, static)
     finally:
@@ -122,47 +151,65 @@ def export(dest: Path, progress: Progress = None) -> int:
     """
     static = ensure_static(progress=progress)
     dest = Path(dest)
-    for asset in ASSETS:
+    rows = table()
+    for asset in rows:
         target = dest / asset.path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(static / asset.path, target)
-    problems = verify(dest)
+    problems = _file_problems(dest, rows)
     if problems:
         raise VizlabError(f"export to {dest} failed verification: {problems[0]}")
-    return len(ASSETS)
+    return len(rows)
 
 
-def registry_url() -> str:
-    """The registry npm would use: ``npm config get registry``, else npm's env var or ~/.npmrc."""
-    if shutil.which("npm"):
-        try:
-            out = subprocess.run(["npm", "config", "get", "registry"], capture_output=True,
-                                 text=True, timeout=30).stdout.strip()
-            if out.startswith("http"):
-                return out
-        except (OSError, subprocess.SubprocessError):
-            pass
-    # npm reads both spellings.
-    env = os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY")  # noqa: SIM112
-    if env:
-        return env
-    npmrc = Path.home() / ".npmrc"
-    if npmrc.is_file():
-        for line in npmrc.read_text(errors="replace").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "registry" and value.strip():
-                return value.strip()
-    return DEFAULT_REGISTRY
+def shipped_problems() -> list[str]:
+    """Every shipped copy that is missing or does not match its pin (all Visdom lines)."""
+    from vizlab.server.asset_manifest import SHIPPED
+
+    problems = []
+    for asset in SHIPPED:
+        data = _read_shipped(asset)
+        if data is None or _sha256(data) != asset.sha256:
+            problems.append(f"{asset.shipped}: " + ("missing" if data is None else "differs"))
+    return problems
+
+
+def _copy_shipped(staged: Path, rows: tuple[Asset, ...]) -> str | None:
+    """Lay the rows from the shipped copies; why not, if one is missing or differs."""
+    for asset in rows:
+        data = _read_shipped(asset)
+        if data is None:
+            return f"{asset.shipped} is missing"
+        if _sha256(data) != asset.sha256:
+            return f"{asset.shipped} does not match its pinned SHA-256"
+        _write(staged / asset.path, data)
+    return None
+
+
+def _read_shipped(asset: Asset) -> bytes | None:
+    try:
+        return gzip.decompress((SHIPPED_DIR / asset.shipped).read_bytes())
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
+def _page_refs(page: Path) -> list[str]:
+    """The static files a page template loads (``static_url('...')``), not counting the user's
+    style sheet that visdom serves outside /static/."""
+    if not page.is_file():
+        return []
+    return [ref for ref in _STATIC_URL.findall(page.read_text(errors="replace"))
+            if not ref.startswith("../")]
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _copy_from_dir(source: Path, staged: Path) -> None:
+def _copy_from_dir(source: Path, staged: Path, rows: tuple[Asset, ...]) -> None:
     if not source.is_dir():
         raise VizlabError(f"--assets-dir {source}: not a directory")
-    for asset in ASSETS:
+    for asset in rows:
         f = source / asset.path
         if not f.is_file():
             raise VizlabError(f"--assets-dir {source}: {asset.path} is missing "
@@ -172,82 +219,6 @@ def _copy_from_dir(source: Path, staged: Path) -> None:
             raise VizlabError(f"--assets-dir {source}: {asset.path} is not "
                               f"{asset.package}@{asset.version}'s {asset.member}")
         _write(staged / asset.path, data)
-
-
-def _lay_from_registry(staged: Path, tarballs: Path, progress: Progress) -> None:
-    packages = sorted({(a.package, a.version) for a in ASSETS})
-    tarballs.mkdir()
-    paths = None
-    if shutil.which("npm"):
-        if progress:
-            progress(f"fetching {len(packages)} npm packages with npm pack")
-        paths, npm_error = _npm_pack(packages, tarballs)
-        if paths is None and progress:
-            progress(f"npm pack failed ({npm_error}); trying plain HTTP")
-    if paths is None:
-        registry = registry_url()
-        if progress:
-            progress(f"fetching {len(packages)} npm packages from {registry}")
-        paths = _http_get_tarballs(packages, tarballs, registry)
-    for (package, version), tarball in paths.items():
-        rows = [a for a in ASSETS if (a.package, a.version) == (package, version)]
-        _extract(tarball, rows, staged)
-
-
-def _npm_pack(packages, dest: Path):
-    """Tarballs through npm (its cache, proxy and registry settings apply); (None, why) if not."""
-    specs = [f"{name}@{version}" for name, version in packages]
-    try:
-        proc = subprocess.run(["npm", "pack", "--silent", *specs], cwd=dest, capture_output=True,
-                              text=True, timeout=600)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, str(exc)
-    paths = {(n, v): dest / f"{n}-{v}.tgz" for n, v in packages}
-    if proc.returncode != 0 or not all(p.is_file() for p in paths.values()):
-        lines = [ln for ln in proc.stderr.splitlines() if "ERR" in ln] or proc.stderr.splitlines()
-        return None, (lines[-1] if lines else f"npm pack exited {proc.returncode}")
-    return paths, None
-
-
-def _http_get_tarballs(packages, dest: Path, registry: str) -> dict:
-    paths = {}
-    for name, version in packages:
-        url = f"{registry.rstrip('/')}/{name}/-/{name}-{version}.tgz"
-        path = dest / f"{name}-{version}.tgz"
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as out:
-                shutil.copyfileobj(resp, out)
-        except OSError as exc:
-            raise VizlabError(
-                f"cannot fetch {name}@{version} from the npm registry ({url}: {exc}); on a machine "
-                "with no network use `vizlab server assets --assets-dir DIR` with files exported "
-                "elsewhere by `vizlab server assets --export DIR`") from None
-        paths[(name, version)] = path
-    return paths
-
-
-def _extract(tarball: Path, rows: list[Asset], staged: Path) -> None:
-    """Read the wanted members (npm tarballs nest everything under one top folder)."""
-    wanted = {a.member: a for a in rows}
-    try:
-        with tarfile.open(tarball, "r:gz") as tar:
-            for member in tar:
-                inner = member.name.split("/", 1)[-1]
-                if member.isfile() and inner in wanted:
-                    asset = wanted.pop(inner)
-                    data = tar.extractfile(member).read()
-                    if _sha256(data) != asset.sha256:
-                        raise VizlabError(f"{asset.package}@{asset.version}: {asset.member} does "
-                                          "not match its pinned SHA-256 (registry mirror serving "
-                                          "other content?)")
-                    _write(staged / asset.path, data)
-                if not wanted:
-                    break
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise VizlabError(f"{tarball.name}: unreadable npm tarball ({exc})") from None
-    if wanted:
-        first = next(iter(wanted.values()))
-        raise VizlabError(f"{first.package}@{first.version}: tarball lacks {first.member}")
 
 
 def _write(path: Path, data: bytes) -> None:

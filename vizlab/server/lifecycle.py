@@ -253,7 +253,8 @@ def _ensure(url: str) -> str | None:
         return None
     from vizlab.server import assets
 
-    if not assets.is_complete(assets.static_dir()):
+    if not assets.is_complete(assets.static_dir()) and assets.shipped_problems():
+        # Only where the copies shipped with vizlab were removed or damaged.
         warn("first start: the Visdom server fetches its front-end files from the npm registry; "
              f"the dashboard comes up when they are in place (log: {log_file()})")
     args = _server_args(DEFAULT_PORT, DEFAULT_HOST, None, client_credentials() is not None,

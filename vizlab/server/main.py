@@ -15,6 +15,8 @@ points (settings, handler subclasses; no edits to visdom's files, no CDN downloa
 - envs that live only in memory are written to the env dir when the server stops, each on its
   own (``vizlab.server.env_names.save_envs``).
 - ``--readonly``: visdom's read-only mode, in which pages send nothing back (no steering).
+
+What differs between Visdom 0.2.4 and 0.3.x is in ``vizlab.server.visdom_compat``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import tornado.web
 import tornado.websocket
 
 from vizlab.errors import VizlabError
-from vizlab.server import assets, env_names
+from vizlab.server import assets, env_names, visdom_compat
 from vizlab.server import request_checks as checks
 from vizlab.server.lifecycle import PASSWORD_VAR, USER_VAR, client_credentials
 
@@ -92,7 +94,7 @@ class _Settings(tornado.web.Application):
                         compiled_template_cache=True, static_hash_cache=True,
                         static_handler_class=checks.guard(_StaticFiles))
         handlers = [(pattern, checks.guard(_with_fixes(cls)), *rest)
-                    for pattern, cls, *rest in handlers]
+                    for pattern, cls, *rest in visdom_compat.extra_handlers() + handlers]
         super().__init__(handlers, **settings)
 
 
@@ -223,17 +225,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    # `import visdom` imports torch when it can (to recognise tensors), ~3 s that a server never
-    # needs; a None entry makes that import fail fast, which visdom handles. Not under visdom
-    # 0.3, which imports scipy, whose array-API helpers break on a None torch.
-    if assets.visdom_version().startswith("0.2."):
-        sys.modules.setdefault("torch", None)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # tornado logs every request at INFO: one line per training step would bloat the log.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
+        visdom_compat.block_unused_imports()  # before anything imports visdom
         return asyncio.run(serve(args))
     except VizlabError as exc:
         log.error("%s", exc)
