@@ -91,6 +91,9 @@ def explain_failures(failures: Mapping[int, object]) -> Outcome:
         if info:
             status, message = int(info["exit"]), str(info["message"])
             secondary, when, tb = bool(info["secondary"]), float(info["time"]), info["traceback"]
+        elif exitcode == INTERRUPTED:  # stopped by Ctrl-C (its own, or passed on by another
+            # rank) at a step boundary; rank 0 said where the checkpoints are
+            status, secondary, when, tb, message = INTERRUPTED, False, float("inf"), "", ""
         elif exitcode < 0:  # SIGTERM and SIGKILL come from the agent stopping the others
             status, when, tb = 1, float("inf"), ""
             secondary = -exitcode in (signal.SIGTERM, signal.SIGKILL)
