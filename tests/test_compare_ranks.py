@@ -297,3 +297,78 @@ def test_a_rank_stopped_by_its_own_ctrl_c_is_interrupted_for_the_launcher(tmp_pa
 
     stopped = ProcessFailure(local_rank=1, pid=7, exitcode=130, error_file=str(tmp_path / "no"))
     assert explain_failures({0: stopped, 1: stopped}).status == 130
+
+
+# -- the relay, on a real store in this process -------------------------------------------------
+@pytest.fixture
+def store():
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    return dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False,
+                         timeout=timedelta(seconds=10))
+
+
+def relays(store, world=3, clock=time.monotonic):
+    from vizlab.compare.relay import Relay
+    from vizlab.run.engine import StopFlag
+
+    got: list = []
+    ranks = [Relay(store, r, world, StopFlag(), timeout=30.0, clock=clock,
+                   deliver=(lambda i, e: got.append((i, e))) if r == 0 else None)
+             for r in range(world)]
+    return ranks, got
+
+
+def test_relay_carries_each_ranks_events_in_order_without_the_heavy_ones(store):
+    from vizlab.events import Predictions, RunEnded, TrainSteps
+
+    (zero, one, two), got = relays(store)
+    steps = [TrainSteps(epoch=1, step=s, losses=(1.0 / s,), lrs=(0.1,)) for s in range(1, 5)]
+    one.post(1, steps[0])
+    one.post(1, Predictions(epoch=1, preds=(1,), confidences=(0.5,)))  # stays in the run log
+    two.post(2, steps[1])
+    one.tick()
+    two.tick()
+    one.post(1, steps[2])
+    one.flush()
+    zero.drain()
+    assert got == [(1, steps[0]), (1, steps[2]), (2, steps[1])]  # rank by rank, in order
+    assert not any(store.check([k]) for k in ("ev/1/0", "ev/1/1", "ev/2/0"))  # read: deleted
+    ended = RunEnded(status="failed", epochs_done=0, step=3, message="boom")
+    one.post(3, ended)  # an end goes out at once, without waiting for a tick
+    one.flush(done=True, failure="RuntimeError: boom")
+    two.flush(done=True)
+    zero.wait_for_ranks()
+    assert got[-1] == (3, ended)
+    assert zero.done == {1, 2} and zero.failures == {1: "RuntimeError: boom"}
+    store.set("ev/2/2", b"not json")  # a damaged batch is skipped, not fatal
+    zero.drain()
+    assert zero.skipped == 1
+
+
+def test_a_stop_on_any_rank_reaches_every_rank_and_the_end_word_comes_back(store):
+    (zero, one, two), _ = relays(store)
+    two.stop.requested = True  # Ctrl-C on rank 2 alone
+    two.tick()
+    zero.tick()
+    one.tick()
+    assert zero.stop.requested and one.stop.requested
+    zero.announce("interrupted")
+    assert one.wait_end() == "interrupted"
+
+
+def test_waiting_for_a_rank_that_went_silent_gives_up_after_the_timeout(store):
+    now = [0.0]
+
+    def clock():
+        now[0] += 7.0  # every look costs 7 s of (pretend) time
+        return now[0]
+
+    (zero, one, _), _ = relays(store, clock=clock)
+    one.flush(done=True)  # rank 1 is done; rank 2 never says anything again
+    with pytest.raises(RuntimeError, match="timed out waiting for rank 2: no word from it for 30"):
+        zero.wait_for_ranks()
+    with pytest.raises(RuntimeError, match="timed out waiting for rank 0"):
+        one.wait_end()  # rank 0 silent too: rank 1 does not wait forever either
