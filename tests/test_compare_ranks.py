@@ -355,8 +355,8 @@ def test_a_stop_on_any_rank_reaches_every_rank_and_the_end_word_comes_back(store
     zero.tick()
     one.tick()
     assert zero.stop.requested and one.stop.requested
-    zero.announce("interrupted")
-    assert one.wait_end() == "interrupted"
+    zero.announce("interrupted", together=True)
+    assert one.wait_end() == ("interrupted", True)
 
 
 def test_waiting_for_a_rank_that_went_silent_gives_up_after_the_timeout(store):

@@ -151,11 +151,14 @@ class _Rank:
                 if self.main:
                     self.relay.wait_for_ranks()
                 else:
-                    status = self.relay.wait_end()
+                    status, together = self.relay.wait_end()
         finally:
             if self.main:
-                status = self._sum_up(time.monotonic() - started, sys.exc_info()[0] is not None)
+                status, together = self._sum_up(time.monotonic() - started,
+                                                failing=sys.exc_info()[0] is not None)
             self.comparison.release()
+        if together:
+            self.group.barrier()  # nobody leaves before every rank has read the end
         if self.main:
             self.screen.ranking(self.rows)
             if status == "interrupted":
@@ -199,9 +202,10 @@ class _Rank:
             if not self.main:
                 _quietly(lambda: self.relay.flush(done=True, failure=failure))
 
-    def _sum_up(self, wall_time: float, failing: bool) -> str:
+    def _sum_up(self, wall_time: float, failing: bool) -> tuple[str, bool]:
         """Rank 0: take in the last events, write comparison.json/csv and the dashboard's
-        ranking, and tell the other ranks the comparison's status."""
+        ranking, and tell the other ranks the comparison's status; (that status, whether every
+        rank meets at a last barrier)."""
         from vizlab.compare.ranks import termination_deferred
 
         with termination_deferred():
@@ -214,8 +218,9 @@ class _Rank:
             self.comparison.write_summary(self.rows)
             if self.board is not None:
                 self.board.finish(self.rows, self.comparison.status)
-            _quietly(lambda: self.relay.announce(self.comparison.status))
-        return self.comparison.status
+            together = not failing and not self.relay.failures
+            _quietly(lambda: self.relay.announce(self.comparison.status, together))
+        return self.comparison.status, together
 
 
 def _quietly(action: Callable[[], None]) -> None:

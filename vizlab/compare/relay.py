@@ -12,7 +12,9 @@ Mailbox layout (under the prefix ``vizlab-compare/``):
   rank from a lost one by it (``VIZLAB_DIST_TIMEOUT`` seconds without a beat: lost);
 - ``stop``: set by the first rank asked to stop (Ctrl-C): every rank then stops at its next step
   boundary and checkpoints;
-- ``end``: rank 0's word that the comparison is summed up, with its status.
+- ``end``: rank 0's word that the comparison is summed up, with its status (and whether every
+  rank is alive to meet at a last barrier: rank 0 may host the store, and must not leave before
+  the others have read the word).
 
 Images and histograms (sample sets, predictions) stay in the runs' own logs: the comparison's
 dashboard and terminal do not draw them.
@@ -21,6 +23,7 @@ dashboard and terminal do not draw them.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -55,7 +58,8 @@ class Relay:
         from torch.distributed import PrefixStore
         from torch.distributed.distributed_c10d import _get_default_store
 
-        return cls(PrefixStore("vizlab-compare", _get_default_store()), group.rank,
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # a restart starts afresh
+        return cls(PrefixStore(f"vizlab-compare/{attempt}", _get_default_store()), group.rank,
                    group.world_size, stop, group.timeout, deliver)
 
     # -- every rank -----------------------------------------------------------------------------
@@ -147,19 +151,22 @@ class Relay:
             watch.check(waiting)
             time.sleep(POLL)
 
-    def announce(self, status: str) -> None:
-        """The comparison is summed up: the other ranks may end (with this status)."""
-        self.store.set("end", status)
+    def announce(self, status: str, together: bool) -> None:
+        """The comparison is summed up: the other ranks may end, with this status; ``together``:
+        every rank is alive and may meet at one last barrier (none failed)."""
+        self.store.set("end", json.dumps({"status": status, "together": together}))
 
     # -- other ranks ----------------------------------------------------------------------------
-    def wait_end(self) -> str:
-        """After the last batch: wait for rank 0's word, beating meanwhile; its status."""
+    def wait_end(self) -> tuple[str, bool]:
+        """After the last batch: wait for rank 0's word, beating meanwhile: (the comparison's
+        status, whether every rank meets at a last barrier)."""
         watch = _BeatWatch(self.store, self.timeout, self.clock)
         while not self.store.check(["end"]):
             self.tick(now=True)
             watch.check([0])
             time.sleep(POLL)
-        return self.store.get("end").decode()
+        word = json.loads(self.store.get("end"))
+        return str(word["status"]), bool(word["together"])
 
 
 class _BeatWatch:
