@@ -290,6 +290,35 @@ def test_run_cost_follows_compute_not_parameter_count(data_dir):
     assert share_label(variants, [0, 1]) == "mlp, cnn"
 
 
+NEEDS_REAL_TENSORS = """
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        scale = float(x.abs().max().item()) or 1.0  # cannot run on the meta device
+        return self.fc(x.flatten(1) / scale)
+"""
+
+
+def test_a_model_that_cannot_run_on_meta_is_costed_by_its_size(tmp_path):
+    (tmp_path / "real.py").write_text(NEEDS_REAL_TENSORS)
+    assert forward_flops(f"{tmp_path / 'real.py'}:Net", "relu", None) == 2.0 * (784 * 10 + 10)
+
+
+def test_threads_of_a_rank():
+    from vizlab.compare.ranks import rank_threads
+
+    assert rank_threads(None, 2, cores=16) == 8  # the node's cores, shared by its ranks
+    assert rank_threads(None, 4, cores=2) == 1
+    assert rank_threads(3, 2, cores=16) == 3  # --threads wins
+
+
 def test_a_rank_stopped_by_its_own_ctrl_c_is_interrupted_for_the_launcher(tmp_path):
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 

@@ -90,6 +90,7 @@ def train_share(group, variants: list, sequential: bool, name: list[str]) -> str
         torch.set_num_threads(rank_threads(first.threads, local_world_size(group.world_size)))
     with group.agreement():
         comparison.prepare(shared=data, members=mine)
+    del data  # its model was built only to check it; the data stays, shared by this rank's runs
     return _Rank(group, comparison, mine, shares).train()
 
 
