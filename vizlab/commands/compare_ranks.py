@@ -100,16 +100,23 @@ class _Rank:
     def __init__(self, group, comparison, mine: list[int], shares: list[list[int]]):
         from vizlab.compare.ranks import RemoteRuns
         from vizlab.compare.relay import Relay
+        from vizlab.report.compare_console import CompareConsole
         from vizlab.run.engine import StopFlag
 
         self.group, self.comparison, self.mine, self.shares = group, comparison, mine, shares
-        self.variants = comparison.variants
-        self.index = {v.slug: i for i, v in enumerate(self.variants)}
+        self.variants = variants = comparison.variants
+        self.index = {v.slug: i for i, v in enumerate(variants)}
         self.main = group.is_main
         self.stop = StopFlag()
-        self.board = self.screen = None
-        self.remote = RemoteRuns(self.variants, comparison.dir, mine) if self.main else None
         self.relay = Relay.for_group(group, self.stop, self._delivered if self.main else None)
+        self.remote = self.screen = self.board = None
+        if self.main:
+            first = variants[0].cfg
+            repeats = len({v.cfg.seed for v in variants}) > 1
+            self.labels = {v.slug: v.name + (f" (seed {v.cfg.seed})" if repeats else "")
+                           for v in variants}
+            self.screen = CompareConsole(list(self.labels.values()), first.epochs, first.progress)
+            self.remote = RemoteRuns(variants, comparison.dir, mine)
 
     # -- events ---------------------------------------------------------------------------------
     def _forward(self, entry, event) -> None:
@@ -134,18 +141,9 @@ class _Rank:
     def train(self) -> str:
         from vizlab.run.training import sigint_requests_stop
 
-        if self.main:
-            self._open_display()
-        try:
-            self.group.from_rank0(self.comparison.open_dir)  # before any rank writes under it
-        except BaseException:
-            if self.board is not None:
-                self.board.finish([], "failed")
-            raise
-        if self.main:
-            self._announce()
+        self.group.from_rank0(self._open)  # before any rank writes under the comparison dir
         started = time.monotonic()
-        status = "failed"
+        status, together = "failed", False
         try:
             with sigint_requests_stop(self.stop):
                 self._train_here()
@@ -160,28 +158,25 @@ class _Rank:
             self.comparison.release()
         if together:
             self.group.barrier()  # nobody leaves before every rank has read the end
-        if self.main:
-            self.screen.ranking(self.rows)
-            if status == "interrupted":
-                click.echo(f"vizlab: interrupted; every variant is checkpointed in "
-                           f"{self.comparison.dir} (continue one with `vizlab run --resume DIR`)",
-                           err=True)
+        if self.main and status == "interrupted":
+            click.echo(f"vizlab: interrupted; every variant is checkpointed in "
+                       f"{self.comparison.dir} (continue one with `vizlab run --resume DIR`)",
+                       err=True)
         return status
 
-    def _open_display(self) -> None:
+    def _open(self) -> None:
+        """Rank 0: the dashboard, the comparison dir (locked) and the terminal's first line."""
         from vizlab.commands.compare import _dashboard
-        from vizlab.report.compare_console import CompareConsole
-
-        first = self.variants[0].cfg
-        repeats = len({v.cfg.seed for v in self.variants}) > 1
-        self.labels = {v.slug: v.name + (f" (seed {v.cfg.seed})" if repeats else "")
-                       for v in self.variants}
-        self.screen = CompareConsole(list(self.labels.values()), first.epochs, first.progress)
-        self.board = _dashboard(first, self.comparison, self.variants) if first.visdom else None
-
-    def _announce(self) -> None:
         from vizlab.compare.dealing import share_label
 
+        first = self.variants[0].cfg
+        self.board = _dashboard(first, self.comparison, self.variants) if first.visdom else None
+        try:
+            self.comparison.open_dir()
+        except BaseException:
+            if self.board is not None:
+                self.board.finish([], "failed")
+            raise
         how = "one after another" if self.comparison.sequential else "in lockstep"
         deal = "; ".join(f"rank {r}: {share_label(self.variants, s)}"
                          for r, s in enumerate(self.shares))
@@ -204,9 +199,9 @@ class _Rank:
                 _quietly(lambda: self.relay.flush(done=True, failure=failure))
 
     def _sum_up(self, wall_time: float, failing: bool) -> tuple[str, bool]:
-        """Rank 0: take in the last events, write comparison.json/csv and the dashboard's
-        ranking, and tell the other ranks the comparison's status; (that status, whether every
-        rank meets at a last barrier)."""
+        """Rank 0: take in the last events, write comparison.json/csv, the dashboard's and the
+        terminal's rankings, and tell the other ranks the comparison's status; (that status,
+        whether every rank meets at a last barrier: none failed)."""
         from vizlab.compare.ranks import termination_deferred
 
         with termination_deferred():
@@ -215,12 +210,14 @@ class _Rank:
             _quietly(lambda: self.relay.tick(now=True))
             self.screen.close()
             self.comparison.adopt(self.remote.all(), wall_time)
-            self.rows = self.comparison.results()
-            self.comparison.write_summary(self.rows)
+            rows = self.comparison.results()
+            self.comparison.write_summary(rows)
             if self.board is not None:
-                self.board.finish(self.rows, self.comparison.status)
+                self.board.finish(rows, self.comparison.status)
             together = not failing and not self.relay.failures
             _quietly(lambda: self.relay.announce(self.comparison.status, together))
+        if not failing:
+            self.screen.ranking(rows)
         return self.comparison.status, together
 
 
