@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,10 @@ import pytest
 
 # Keep torch to one thread per test process: the suite shares 2 cores with the server.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# What vizlab caches (measured layouts, ...) goes to a throwaway dir, never the user's cache.
+_CACHE = tempfile.mkdtemp(prefix="vizlab-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 def free_port() -> int:
@@ -31,6 +38,16 @@ def wait_port(port: int, timeout: float = 30.0) -> bool:
             return True
         except OSError:
             time.sleep(0.1)
+    return False
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """True once ``predicate()`` is; False after ``timeout`` s (a hang guard, not a speed claim)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
     return False
 
 
@@ -58,10 +75,21 @@ class VisdomServer:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, env: str = "main"):
-        import visdom
+        return visdom_client(self.port, env)
 
-        return visdom.Visdom(server="http://127.0.0.1", port=self.port, env=env,
-                             use_incoming_socket=False, raise_exceptions=True)
+
+def visdom_client(port: int, env: str = "main", **kw):
+    """Visdom's own Python client, sending the header vizlab's server asks of every writing
+    request (one a cross-site page cannot send; see README, Security)."""
+    import visdom
+
+    class Client(visdom.Visdom):
+        def _handle_post(self, url, data=None):
+            return self.session.post(url, data=data or {},
+                                     headers={"X-Requested-With": "visdom"}).text
+
+    return Client(server="http://127.0.0.1", port=port, env=env, use_incoming_socket=False,
+                  raise_exceptions=True, **kw)
 
 
 def start_visdom(env_dir: Path, port: int | None = None) -> VisdomServer:

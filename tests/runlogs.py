@@ -19,6 +19,7 @@ from vizlab.events import (
     TrainSteps,
     encode_images,
 )
+from vizlab.report.runlog import RunLogSink
 
 DIGITS = tuple(str(i) for i in range(10))
 
@@ -85,31 +86,20 @@ def run_events(name: str = "run", *, epochs: int = 3, steps_per_epoch: int = 120
     return events
 
 
-class RunLogWriter:
-    """Writes events.jsonl exactly as the run-log sink does (one to_dict() per line)."""
-
-    def __init__(self, run_dir: Path, config: dict | None = None):
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if config is not None:
-            (self.run_dir / "config.json").write_text(json.dumps(config))
-        self.path = self.run_dir / "events.jsonl"
-        self.file = open(self.path, "a", encoding="utf-8")
-
-    def handle(self, event: Event) -> None:
-        self.file.write(json.dumps(event.to_dict()) + "\n")
-
-    def flush(self) -> None:
-        self.file.flush()
-
-    def close(self, status: str = "finished") -> None:
-        self.file.close()
+def open_run_log(run_dir: Path, config: dict | None = None,
+                 flush_every: float = 2.0) -> RunLogSink:
+    """The real run-log sink on ``run_dir`` (created), with ``config`` as its config.json."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (run_dir / "config.json").write_text(json.dumps(config))
+    return RunLogSink(run_dir, flush_every=flush_every)
 
 
 def write_run(run_dir: Path, events: Iterable[Event], config: dict | None = None) -> Path:
-    """A finished run directory holding ``events``; returns its events.jsonl path."""
-    writer = RunLogWriter(run_dir, config)
+    """A run directory whose log the run-log sink wrote from ``events``; its events.jsonl path."""
+    log = open_run_log(run_dir, config)
     for event in events:
-        writer.handle(event)
-    writer.close()
-    return writer.path
+        log.handle(event)
+    log.close()
+    return log.path

@@ -136,15 +136,14 @@ def test_ctrl_c_stops_every_rank_and_resume_under_torchrun_matches(data_dir, tmp
     while time.monotonic() < deadline and not (log.exists() and "epoch_end" in log.read_text()):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # to the launcher only, as a terminal's Ctrl-C would
-    sent = time.monotonic()
-    _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 15
+    _, err = proc.communicate(timeout=120)  # a hang guard: a rank left waiting would need 300 s
     assert proc.returncode == 130, err
     assert err.count("\n") == 1 and "interrupted" in err, err
     assert f"--resume {runs / 'stopme'} --nproc 2" in err
     assert processes_mentioning(str(runs)) == []  # no rank left behind
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["event"] == "run_ended" and last["status"] == "interrupted"
+    assert last["epochs_done"] < 500  # stopped where it was, not at the end
     state = torch.load(runs / "stopme" / "checkpoint.pt", weights_only=False)
     epochs = state["progress"]["epoch"]  # the epoch it stopped in: finish that one
 
@@ -234,11 +233,14 @@ def cli(capsys, *args):
     (("run", "mlp", "--nproc", "0"), "--nproc must be positive"),
     (("run", "mlp", "--nproc", "2", "--device", "cuda:1"), "cannot be shared by several"),
 ])
-def test_bad_input_fails_before_any_process_starts(capsys, tmp_path, args, message):
-    start = time.monotonic()
+def test_bad_input_fails_before_any_process_starts(capsys, tmp_path, monkeypatch, args, message):
+    from vizlab.distributed import launcher
+
+    started = []
+    monkeypatch.setattr(launcher, "launch", lambda *a: started.append(a))  # records, starts none
     code, err = cli(capsys, *args, "--runs-dir", str(tmp_path / "runs"), "--no-visdom")
     assert code == 2 and err.count("\n") == 1 and message in err, err
-    assert time.monotonic() - start < 5 and not (tmp_path / "runs").exists()
+    assert started == [] and not (tmp_path / "runs").exists()
 
 
 def test_taken_run_name_fails_before_any_process_starts(capsys, data_dir, tmp_path):

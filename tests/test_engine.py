@@ -143,3 +143,13 @@ def test_train_writes_run_dir(data_dir, tmp_path):
     starts = [e for e in events if e.kind == "run_started"]
     assert [s.resumed for s in starts] == [False, True] and starts[1].start_epoch == 2
     assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [1, 2]
+
+
+def test_bf16_autocast_trains_to_the_same_accuracy_range(data_dir):
+    plain, plain_sink = make_engine(data_dir, epochs=3)
+    amp, amp_sink = make_engine(data_dir, epochs=3, amp="bf16")
+    plain.run()
+    assert amp.run().status == "finished"
+    a, b = plain_sink.of(EpochEnd)[-1], amp_sink.of(EpochEnd)[-1]
+    assert b.test_acc > 60 and abs(a.test_acc - b.test_acc) < 15  # bf16 noise, same learning
+    assert step_losses(amp_sink) != step_losses(plain_sink)  # it did run in bfloat16

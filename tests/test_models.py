@@ -4,6 +4,7 @@ the `vizlab models` command."""
 from __future__ import annotations
 
 import itertools
+import math
 import textwrap
 import uuid
 
@@ -128,16 +129,65 @@ def test_same_seed_same_weights(name):
 
 # --- activations ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("name", [a for a in ACTIVATIONS if a != "binary"])
 def test_activation_curve_derivative_matches_finite_differences(name):
     xs = torch.linspace(-3, 3, 61, dtype=torch.float64)
     xs = xs[xs.abs() > 0.05]  # away from relu's kink
+    xs = xs[(xs.abs() - 3).abs() > 0.05]  # and hardswish's
     ys, dys = activation_curve(name, xs)
     assert ys.shape == dys.shape == xs.shape
     torch.testing.assert_close(ys, make_activation(name)(xs.float()))
     h = 1e-3
-    numeric = (activation_fn(name)(xs + h) - activation_fn(name)(xs - h)) / (2 * h)
+    layer = make_activation(name).double()
+    with torch.no_grad():
+        numeric = (layer(xs + h) - layer(xs - h)) / (2 * h)
     torch.testing.assert_close(dys.double(), numeric, atol=2e-3, rtol=2e-3)
+
+
+def test_binary_is_the_step_of_seed_001_with_a_straight_through_gradient():
+    xs = torch.tensor([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0])
+    ys, dys = activation_curve("binary", xs)
+    assert ys.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]  # f(x) = 1 for x >= 0, else 0
+    assert dys.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]  # 1 where |x| <= 1
+    # The functional form and the layer agree, and the gradient reaches the first layer.
+    assert torch.equal(activation_fn("binary")(xs), make_activation("binary")(xs))
+    torch.manual_seed(0)
+    model = build_model("mlp", activation="binary")
+    nn.functional.cross_entropy(model(images(8)), torch.arange(8)).backward()
+    assert model.fc1.weight.grad.abs().sum() > 0
+
+
+def test_mish_hardswish_prelu_values():
+    ys, _ = activation_curve("mish", [1.0])
+    assert ys.item() == pytest.approx(math.tanh(math.log1p(math.e)))  # x tanh(softplus(x))
+    ys, dys = activation_curve("hardswish", [-4.0, 1.0, 4.0])
+    assert ys.tolist() == pytest.approx([0.0, 2 / 3, 4.0]) and dys.tolist()[2] == 1.0
+    ys, dys = activation_curve("prelu", [-2.0, 2.0])
+    assert ys.tolist() == pytest.approx([-0.5, 2.0]) and dys.tolist() == pytest.approx([0.25, 1])
+
+
+@pytest.mark.parametrize("name", ["mlp", "mlp-raw", "cnn"])
+def test_prelu_slopes_are_learned(name):
+    torch.manual_seed(0)
+    model = build_model(name, activation="prelu")
+    slopes = [p for n, p in model.named_parameters() if n.endswith(".weight") and p.numel() == 1]
+    assert slopes and all(p.item() == 0.25 for p in slopes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    nn.functional.cross_entropy(model(images(8)), torch.arange(8)).backward()
+    optimizer.step()
+    assert any(p.item() != 0.25 for p in slopes)
+
+
+def test_prelu_has_no_plain_function():
+    with pytest.raises(VizlabError, match="learnable parameter"):
+        activation_fn("prelu")
+
+
+def test_activation_help_names_the_straight_through_gradient():
+    for command in ("run", "compare"):
+        result = CliRunner().invoke(cli, [command, "--help"])
+        text = " ".join(result.output.split()).replace("straight- through", "straight-through")
+        assert "binary is the 0/1 step, trained with a straight-through gradient" in text
 
 
 def test_activation_curve_known_values():

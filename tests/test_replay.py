@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
-from runlogs import RunLogWriter, run_events, write_run
+from conftest import free_port, wait_for
+from runlogs import open_run_log, run_events, write_run
 
 from vizlab.cli import cli, main
 from vizlab.report.replay import replay
@@ -23,18 +22,18 @@ def env_windows(server, env) -> dict:
 
 
 def live_run(server, run_dir, env, events):
-    log = RunLogWriter(run_dir, {"name": run_dir.name, "model": "mlp", "dataset": "mnist"})
+    """A run streamed live, waiting for a flush every few events: the live env is built by
+    many flushes as the run goes, as in a real run."""
+    log = open_run_log(run_dir, {"name": run_dir.name, "model": "mlp", "dataset": "mnist"})
     sink = VisdomSink(server.url, env, log_path=log.path, flush_log=log.flush,
                       flush_interval=0.1, heavy_interval=0.3, flush_budget=1.0)
-    client = server.client()
-    for i, event in enumerate(events):
+    flushed = 0
+    for i, event in enumerate(events, 1):
         log.handle(event)
         sink.handle(event)
-        if i == 1:  # connected: from here on the live env is built by appends
-            deadline = time.monotonic() + 20
-            while not client.win_exists("run_card", env) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        time.sleep(0.02)
+        if i % 3 == 0:
+            assert wait_for(lambda n=flushed: sink.stats["flushes"] > n)
+            flushed = sink.stats["flushes"]
     sink.close()
     log.close()
     return sink

@@ -51,31 +51,50 @@ def run_events(tmp_path_factory):
     return sink.events
 
 
-def make_sinks(tmp_path, visdom_url):
-    """(name, sink) for every sink vizlab has; Visdom both with a live server and a dead one."""
+def make_sinks(tmp_path, server):
+    """(name, sink, look) for every sink vizlab has, Visdom both with a live server and a dead
+    one; ``look()`` is what the outside world sees of the sink: its file, its windows, its text,
+    and for the dead server what it tried (its counters)."""
     from conftest import free_port
+    from rich.console import Console
 
     from vizlab.report.visdom_sink import VisdomSink
 
-    sinks = [("null", NullSink()), ("runlog", RunLogSink(tmp_path)),
-             ("visdom", VisdomSink(visdom_url, env=f"contract-{tmp_path.name}")),
-             ("visdom-down", VisdomSink(f"http://127.0.0.1:{free_port()}", env="contract-down",
-                                        close_timeout=1.0))]
+    env = f"contract-{tmp_path.name}"
+    log = RunLogSink(tmp_path)
+    live = VisdomSink(server.url, env=env)
+    down = VisdomSink(f"http://127.0.0.1:{free_port()}", env="contract-down", close_timeout=1.0)
+    sinks = [("null", NullSink(), lambda: None),
+             ("runlog", log, log.path.read_bytes),
+             ("visdom", live, lambda: (server.client().get_window_data(None, env),
+                                       live.stats["handled"], live.stats["requests"])),
+             ("visdom-down", down, lambda: (down.stats["handled"], down.stats["requests"]))]
     for mode in ("rich", "plain", "off"):
-        from rich.console import Console
-
-        sinks.append((f"console-{mode}", ConsoleSink(mode, Console(file=io.StringIO(), width=100))))
+        out = io.StringIO()
+        sinks.append((f"console-{mode}", ConsoleSink(mode, Console(file=out, width=100)),
+                      out.getvalue))
     return sinks
 
 
 @pytest.mark.parametrize("status", ["finished", "failed", "interrupted"])
-def test_every_sink_honours_the_contract(run_events, tmp_path, status, visdom_server):
-    for name, sink in make_sinks(tmp_path, visdom_server.url):
-        for event in run_events:
-            assert sink.handle(event) is None, name
-        sink.close(status)
-        sink.close(status)  # twice is harmless
-        sink.handle(run_events[-1])  # after close: ignored, no error
+def test_every_sink_honours_the_contract(run_events, tmp_path, status, visdom_server, capfd):
+    """Through a Reporter, as the training loop calls them: nothing raised into the loop (a dead
+    server included), a second close() changes nothing, and events after close() are ignored:
+    what each sink shows the world stays as it was at close."""
+    sinks = make_sinks(tmp_path, visdom_server)
+    reporter = Reporter([sink for _, sink, _ in sinks])
+    for event in run_events:
+        reporter.handle(event)
+    reporter.close(status)
+    seen = {name: look() for name, _, look in sinks}
+    assert all(seen[name] for name, _, _ in sinks if name not in ("null", "console-off"))
+    reporter.close(status)  # twice is harmless
+    for event in run_events[:3] + run_events[-1:]:  # after close: ignored, no error
+        reporter.handle(event)
+    for name, _, look in sinks:
+        assert look() == seen[name], name
+    err = capfd.readouterr().err.splitlines()  # the dead server: one warning, not one a call
+    assert len(err) == 1 and "Visdom at http://127.0.0.1:" in err[0], err
 
 
 def test_events_round_trip_through_json(run_events):

@@ -321,3 +321,9 @@ def test_a_disk_that_fills_keeps_the_previous_checkpoint(data_dir, tmp_path):
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
     ends = [e for e in read_events(run) if e.kind == "run_ended"]
     assert ends[-1].status == "failed" and "cannot write" in ends[-1].message
+
+
+def test_a_run_longer_than_a_log_can_hold_is_refused_before_it_starts(capsys, data_dir, tmp_path):
+    code, _, err = vizlab(capsys, *quick(data_dir, tmp_path, "--epochs", "3000000", "--name", "r"))
+    assert code == 2 and "steps a run log holds" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vizlab.errors import VizlabError
+from vizlab.event_checks import MAX_IMAGES
 from vizlab.models import ACTIVATIONS, MODELS, is_user_model, spec_defaults
 from vizlab.names import check_name
 
@@ -18,15 +19,18 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rprop", "adamax")
 SCHEDULES = ("none", "onecycle", "cosine")
 DATASETS = ("mnist", "fashion-mnist")
 PROGRESS = ("rich", "plain", "off")
+AMPS = ("off", "bf16")
 DEFAULT_VISDOM_URL = "http://localhost:8097"
 
 
-def default_data_dir() -> str:
-    env = os.environ.get("VIZLAB_DATA_DIR")
-    if env:
-        return env
+def cache_dir() -> str:
+    """vizlab's cache: ``$XDG_CACHE_HOME/vizlab``, default ``~/.cache/vizlab``."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "vizlab", "data")
+    return os.path.join(cache, "vizlab")
+
+
+def default_data_dir() -> str:
+    return os.environ.get("VIZLAB_DATA_DIR") or os.path.join(cache_dir(), "data")
 
 
 def default_visdom_url() -> str:
@@ -65,6 +69,8 @@ class RunConfig:
     histograms: bool = False
     server: bool = True  # auto-start a local server for the default URL
     world_size: int = 1  # processes training together (torch.distributed); batch_size is global
+    amp: str = "off"  # bf16: forward passes under torch.autocast (measured, not assumed, faster)
+    compile: bool = False  # train through torch.compile(model)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -149,10 +155,13 @@ def validate(cfg: RunConfig) -> RunConfig:
     _choice("--schedule", cfg.schedule, SCHEDULES)
     _choice("--dataset", cfg.dataset, DATASETS)
     _choice("--progress", cfg.progress, PROGRESS)
+    _choice("--amp", cfg.amp, AMPS)
     for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size),
                         ("--samples", cfg.samples), ("--nproc", cfg.world_size)):
         if value <= 0:
             raise VizlabError(f"{flag} must be positive; got {value}")
+    if cfg.samples > MAX_IMAGES:  # the run log's readers refuse more images in one event
+        raise VizlabError(f"--samples must be at most {MAX_IMAGES}; got {cfg.samples}")
     if not cfg.lr > 0:
         raise VizlabError(f"--lr must be positive; got {cfg.lr}")
     if cfg.momentum < 0 or cfg.weight_decay < 0:

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 
-def compare_in_processes(ctx, group, nproc: int | None, sequential: bool,
+def compare_in_processes(ctx, group, nproc: int | None, sequential: bool, target: float | None,
                          make_variants: Callable[[], list]) -> None:
     """The launcher (``group`` None: start ``nproc`` ranks) or one rank (``group``)."""
     from vizlab.distributed.group import worker
@@ -35,7 +35,7 @@ def compare_in_processes(ctx, group, nproc: int | None, sequential: bool,
     with worker(group, lambda: name[0]):
         with group.agreement():
             variants = make_variants()
-        status = train_share(group, variants, sequential, name)
+        status = train_share(group, variants, sequential, target, name)
         if status == "interrupted":
             sys.exit(130)
 
@@ -66,7 +66,8 @@ def _launch(ctx, nproc: int) -> None:
     exit_as(launch(worker_argv(ctx), nproc))
 
 
-def train_share(group, variants: list, sequential: bool, name: list[str]) -> str:
+def train_share(group, variants: list, sequential: bool, target: float | None,
+                name: list[str]) -> str:
     """This rank's part of the comparison; the comparison's status (every rank returns it).
     ``name[0]`` becomes this rank's name in an error line: its rank and its runs."""
     import torch
@@ -82,7 +83,7 @@ def train_share(group, variants: list, sequential: bool, name: list[str]) -> str
     mine = shares[group.rank]
     name[0] = f"rank {group.rank} ({share_label(variants, mine)})"
     comparison = Comparison(variants, first.runs_dir, group.from_rank0(
-        lambda: comparison_name(variants)), sequential=sequential, env=first.env)
+        lambda: comparison_name(variants)), sequential=sequential, env=first.env, target=target)
     # The data, split with the first run's seed as one process splits it, on this rank's device.
     data = prepare_run(first.replace(runs_dir=str(comparison.dir), name=variants[0].slug), group,
                        adaptive_threads=False)
@@ -217,7 +218,7 @@ class _Rank:
             together = not failing and not self.relay.failures
             _quietly(lambda: self.relay.announce(self.comparison.status, together))
         if not failing:
-            self.screen.ranking(rows)
+            self.screen.ranking(rows, self.comparison.target)
         return self.comparison.status, together
 
 

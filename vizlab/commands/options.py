@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from vizlab.config import DATASETS, OPTIMIZERS, PROGRESS, SCHEDULES
-from vizlab.models import ACTIVATIONS
+from vizlab.models import ACTIVATION_HELP
 
 
 def _options(lists: bool):
@@ -23,7 +23,7 @@ def _options(lists: bool):
         o("--limit-train", type=whole, help="Train on the first N samples only."),
         o("--limit-test", type=whole, help="Evaluate on the first N test samples only."),
         o("--val-split", type=whole, help="Hold out N training samples for validation."),
-        o("--activation", help=f"Hidden-layer activation: {', '.join(ACTIVATIONS)}."),
+        o("--activation", help=ACTIVATION_HELP),
         o("--hidden", help="MLP hidden widths joined by dashes, e.g. 512-256-128-64."),
         o("--optimizer", help=f"{' | '.join(OPTIMIZERS)}"),
         o("--lr", type=num, help="Learning rate (the peak rate with --schedule onecycle)."),
@@ -35,10 +35,14 @@ def _options(lists: bool):
         o("--schedule", help=f"Learning-rate schedule: {' | '.join(SCHEDULES)}."),
         o("--threads", type=whole, help="Torch CPU threads."),
         o("--device", help="auto | cpu | cuda | cuda:N | mps (default auto)."),
+        o("--amp", help="off | bf16: mixed precision (autocast) for forward passes (default off)."),
+        o("--compile", is_flag=True, default=None,
+          help="Train through torch.compile (compiles on the first steps; measure before use)."),
         o("--runs-dir", help="Where run dirs go (default ./runs)."),
         o("--name", help="Run name (default MODEL-DATASET-DATE-TIME)."),
         o("--progress", help=f"{' | '.join(PROGRESS)} (default rich on a terminal, else plain)."),
-        o("--samples", type=whole, help="Test images shown with predictions (default 32)."),
+        o("--samples", type=whole,
+          help="Test images shown with predictions (default 32, at most 1024)."),
         o("--visdom-url", help="Visdom server (default http://localhost:8097, env VIZLAB_VISDOM_URL)."),
         o("--no-visdom", is_flag=True, default=False, help="Do not stream to Visdom."),
         o("--no-server", is_flag=True, default=False,

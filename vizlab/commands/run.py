@@ -11,7 +11,7 @@ from vizlab.commands.options import training_options
 
 # What may change when a run is resumed; everything else (model, data, optimizer...) is the run's.
 RESUMABLE = {"epochs", "device", "threads", "progress", "visdom", "visdom_url",
-             "visdom_url_given", "server", "histograms", "env", "data_dir"}
+             "visdom_url_given", "server", "histograms", "env", "data_dir", "amp", "compile"}
 
 
 @click.command()

@@ -31,13 +31,17 @@ def server():
                    "everyone who can reach this machine.")
 @click.option("--env-dir", type=_DIR, default=None,
               help="Where envs are saved and reloaded from  [default: <state dir>/envs].")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers may use to reach the server (repeatable). Requests "
+                   "naming any other host are refused (DNS rebinding); loopback addresses, "
+                   "localhost and --host always work.")
 @click.option("--login", is_flag=True,
               help=f"Require a login: {srv.USER_VAR} and {srv.PASSWORD_VAR}.")
 @click.option("--foreground", is_flag=True, help="Run in this terminal; Ctrl-C stops it.")
 @click.option("--assets-dir", type=_EXISTING_DIR, default=None,
               help="Take the front-end files from DIR (made by `vizlab server assets --export`) "
                    "instead of the npm registry.")
-def start(port, host, env_dir, login, foreground, assets_dir):
+def start(port, host, env_dir, allow_hosts, login, foreground, assets_dir):
     """Start the Visdom server (in the background unless --foreground).
 
     By default it listens on 127.0.0.1 only. tornado's debug mode is off, it works with no
@@ -45,14 +49,17 @@ def start(port, host, env_dir, login, foreground, assets_dir):
     """
     from vizlab.term import console, warn
 
+    for name in allow_hosts:
+        _check_host_name(name)
     if not _is_loopback(host):
         warn(f"--host {host}: anyone who can reach port {port} here can read and change the "
-             "dashboard" + ("" if login else "; consider --login"))
+             "dashboard" + ("" if login else "; consider --login") + " (browsers reach it by "
+             "IP address, or by the names given with --allow-host)")
     progress = _progress()
     if foreground:
-        srv.exec_foreground(port, host, env_dir, login, assets_dir, progress)
+        srv.exec_foreground(port, host, env_dir, login, assets_dir, progress, allow_hosts)
         return  # not reached: exec replaced this process
-    info, already = srv.start(port, host, env_dir, login, assets_dir, progress)
+    info, already = srv.start(port, host, env_dir, login, assets_dir, progress, allow_hosts)
     if already:
         console().print(f"vizlab's Visdom server already runs at {info.url} (pid {info.pid})")
         return
@@ -89,8 +96,8 @@ def status():
             ("envs", shown),
             ("env dir", info.env_dir), ("login", "on" if info.login else "off"),
             ("log", str(srv.log_file()))]
-    for name, value in rows:
-        console().print(f"{name + ':':9} {value}", soft_wrap=True)
+    for name, value in rows:  # env names and paths are the user's: no Rich markup
+        console().print(f"{name + ':':9} {value}", soft_wrap=True, markup=False)
 
 
 @server.command()
@@ -124,6 +131,14 @@ def _progress():
     from vizlab.term import console
 
     return lambda message: console().print(f"[dim]{message}[/dim]")
+
+
+def _check_host_name(name: str) -> None:
+    from vizlab.errors import VizlabError
+    from vizlab.server.request_checks import is_host_name
+
+    if not is_host_name(name):
+        raise VizlabError(f"--allow-host {name!r}: not a host name or IP address")
 
 
 def _is_loopback(host: str) -> bool:

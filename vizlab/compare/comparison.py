@@ -9,9 +9,6 @@ with other batch sizes take turns epoch by epoch.
 
 from __future__ import annotations
 
-import csv
-import io
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vizlab.compare.summary_files import render_files
+from vizlab.compare.target import default_target
 from vizlab.compare.variants import Variant
 from vizlab.events import EpochEnd, Event, RunEnded
 from vizlab.names import check_name
 from vizlab.run.rundir import RunDir
 from vizlab.run_files import COMPARISON_CSV, COMPARISON_JSON
+
+__all__ = ["COMPARISON_CSV", "COMPARISON_JSON", "Comparison", "Entry", "worst_status"]
 
 STATUS_ORDER = ("failed", "interrupted", "stopped", "unfinished", "finished")
 
@@ -85,12 +86,14 @@ class Comparison:
     and comparison.csv."""
 
     def __init__(self, variants: list[Variant], runs_dir: str | Path, name: str,
-                 sequential: bool = False, env: str | None = None):
+                 sequential: bool = False, env: str | None = None, target: float | None = None):
         check_name("--name", name)
         self.variants, self.sequential = variants, sequential
         self.runs_dir, self.name = Path(runs_dir), name
         self.dir = self.runs_dir / name
         self.env = env or name
+        # --target: the test accuracy whose time to reach is ranked (default: the dataset's).
+        self.target = target if target is not None else default_target(variants[0].cfg.dataset)
         self.entries: list[Entry] = []
         self._prepared: list = []  # vizlab.run.prepare.Prepared, one per variant
         self.rundir: RunDir | None = None
@@ -210,63 +213,29 @@ class Comparison:
 
     # -- results -------------------------------------------------------------------------------
     def results(self) -> list[dict[str, Any]]:
-        """One row per variant (repeats folded into mean and spread), best first."""
+        """One row per variant (repeats folded into mean, interval and test), best first."""
+        from vizlab.compare.ranking import RunRecord, VariantRuns, rank
+
         by_name: dict[str, list[Entry]] = {}
         for entry in self.entries:
             by_name.setdefault(entry.variant.name, []).append(entry)
-        rows = []
-        for name, entries in by_name.items():
-            final = [e.epochs[-1].test_acc for e in entries if e.epochs]
-            best = [e.epochs[-1].best_acc for e in entries if e.epochs]
-            loss = [e.epochs[-1].test_loss for e in entries if e.epochs]
-            times = [statistics.mean(x.epoch_time for x in e.epochs) for e in entries if e.epochs]
-            rows.append({
-                "variant": name, "axes": entries[0].variant.axes, "repeats": len(entries),
-                "final_acc": _mean(final), "final_acc_spread": _spread(final),
-                "best_acc": _mean(best), "best_acc_spread": _spread(best),
-                "test_loss": _mean(loss), "epoch_time": _mean(times), "params": entries[0].params,
-                "status": ",".join(sorted({e.ended.status if e.ended else "failed"
-                                           for e in entries})),
-                "runs": [{"seed": e.variant.cfg.seed, "run_dir": str(e.run_dir),
-                          "status": e.ended.status if e.ended else "failed",
-                          "final_acc": e.epochs[-1].test_acc if e.epochs else None,
-                          "best_acc": e.epochs[-1].best_acc if e.epochs else None,
-                          "test_loss": e.epochs[-1].test_loss if e.epochs else None,
-                          "epochs": [{"epoch": x.epoch, "train_loss": x.train_loss,
-                                      "test_loss": x.test_loss, "test_acc": x.test_acc,
-                                      "time": x.epoch_time} for x in e.epochs]}
-                         for e in entries],
-            })
-        rows.sort(key=lambda r: -1.0 if r["final_acc"] is None else r["final_acc"], reverse=True)
-        for rank, row in enumerate(rows, start=1):
-            row["rank"] = rank
-        return rows
+        return rank([VariantRuns(name, entries[0].variant.axes, tuple(
+            RunRecord(e.variant.cfg.seed, str(e.run_dir), e.ended.status if e.ended else "failed",
+                      tuple(e.epochs), e.params) for e in entries))
+            for name, entries in by_name.items()], self.target)
 
     def write_summary(self, rows: list[dict[str, Any]]) -> None:
+        from vizlab.compare.ranking import METHOD
         from vizlab.report.compare_board import activation_axis
-        axes = sorted({k for v in self.variants for k in v.axes})
-        self.rundir.write_json(COMPARISON_JSON, {
+
+        manifest = {
             "started": self.started, "wall_time": self.wall_time, "status": self.status,
-            "env": self.env, "dir": str(self.dir.absolute()), "axes": axes, "sequential": self.sequential,
+            "env": self.env, "dir": str(self.dir.absolute()),
+            "axes": sorted({k for v in self.variants for k in v.axes}),
+            "sequential": self.sequential, "target": self.target, "statistics": METHOD,
+            "controlled": True, "differences": {},
             "activations": list(activation_axis(self.variants)),
             "members": [{"variant": v.name, "seed": v.cfg.seed, "run_dir": v.slug,
-                         "axes": v.axes} for v in self.variants],
-            "variants": rows})
-        columns = ["rank", "variant", *axes, "repeats", "final_acc", "final_acc_spread",
-                   "best_acc", "best_acc_spread", "test_loss", "epoch_time", "params", "status"]
-        table = io.StringIO()
-        writer = csv.writer(table)
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([r["axes"].get(c, r.get(c)) if c in axes else r.get(c)
-                             for c in columns])
-        self.rundir.write_bytes(COMPARISON_CSV, table.getvalue().encode())
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.mean(values) if values else None
-
-
-def _spread(values: list[float]) -> float | None:
-    """Sample standard deviation over repeats (0 for a single run)."""
-    return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+                         "axes": v.axes} for v in self.variants]}
+        for name, data in render_files(manifest, rows).items():
+            self.rundir.write_bytes(name, data)

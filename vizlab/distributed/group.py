@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from vizlab.distributed import loopback
 from vizlab.errors import VizlabError
 
 TIMEOUT_ENV = "VIZLAB_DIST_TIMEOUT"
@@ -105,7 +106,13 @@ class Group:
         backend = "gloo"
         if torch.cuda.is_available() and dist.is_nccl_available():
             backend = "cpu:gloo,cuda:nccl"  # object collectives stay on the CPU
-        dist.init_process_group(backend, timeout=timedelta(seconds=self.timeout))
+        timeout = timedelta(seconds=self.timeout)
+        store = loopback.group_store(os.environ, self.rank, self.world_size, timeout)
+        if store is None:
+            dist.init_process_group(backend, timeout=timeout)
+        else:
+            dist.init_process_group(backend, store=store, rank=self.rank,
+                                    world_size=self.world_size, timeout=timeout)
 
     def close(self) -> None:
         import torch.distributed as dist

@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from vizlab.config import RunConfig
+from vizlab.distributed import loopback
 from vizlab.distributed.group import LAUNCHED_ENV, rank_device
 from vizlab.errors import VizlabError
 
@@ -57,6 +59,7 @@ def launch(argv: list[str], nproc: int) -> Outcome:
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
     saved_handlers = {sig: signal.getsignal(sig) for sig in handled}
     os.environ[LAUNCHED_ENV] = "1"
+    os.environ.update(loopback.one_machine_env())
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # the ranks' c10d chatter
     # Share the cores instead of oversubscribing them (torchrun's default would be 1 thread).
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
@@ -65,8 +68,13 @@ def launch(argv: list[str], nproc: int) -> Outcome:
     if "LOGLEVEL" not in os.environ:  # the agent's own log lines would bury the one line
         agent_log.propagate, agent_log.handlers = False, [logging.NullHandler()]
     try:
+        # torchrun's --standalone, less its listening on every interface (vizlab.distributed
+        # .loopback): the rendezvous store is ours, on 127.0.0.1, and so is MASTER_ADDR.
+        _store, port = loopback.rendezvous_store()  # referenced until the job ends
         torchrun.run(torchrun.parse_args([
-            "--standalone", "--nnodes", "1", "--nproc-per-node", str(nproc),
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{loopback.LOOPBACK}:{port}",
+            "--rdzv-id", uuid.uuid4().hex, "--local-addr", loopback.LOOPBACK,
+            "--nnodes", "1", "--nproc-per-node", str(nproc),
             "--max-restarts", "0", "--monitor-interval", "0.1", "--module", "vizlab", *argv]))
         return Outcome(0)
     except ChildFailedError as exc:
@@ -129,8 +137,8 @@ def worker_argv(ctx, skip: tuple[str, ...] = ("nproc",)) -> list[str]:
         if param.name in skip or source in (None, click.core.ParameterSource.DEFAULT):
             continue
         value = ctx.params[param.name]
-        if isinstance(param, click.Argument):
-            argv.insert(1, str(value))
+        if isinstance(param, click.Argument):  # nargs=-1 gives a tuple
+            argv[1:1] = [str(v) for v in (value if isinstance(value, tuple) else (value,))]
         elif getattr(param, "is_flag", False):
             if value:
                 argv.append(param.opts[0])

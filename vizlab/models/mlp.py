@@ -10,7 +10,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from vizlab.models.activations import activation_fn, make_activation
+from vizlab.models.activations import activation_fn, has_parameters, make_activation
 
 __all__ = ["MLP", "RawMLP", "build_mlp", "build_mlp_raw"]
 
@@ -36,7 +36,10 @@ class RawMLP(nn.Module):
     def __init__(self, activation: str = "relu", hidden: int = 200):
         super().__init__()
         self.activation = activation
-        self._act = activation_fn(activation)  # a module-level function: still picklable
+        if has_parameters(activation):  # prelu: a learnable slope per hidden layer
+            self.act1, self.act2 = make_activation(activation), make_activation(activation)
+        else:  # module-level functions, as the note applies F.relu: still picklable
+            self.act1 = self.act2 = activation_fn(activation)
         self.w1 = nn.Parameter(torch.empty(hidden, IN_FEATURES))
         self.b1 = nn.Parameter(torch.zeros(hidden))
         self.w2 = nn.Parameter(torch.empty(hidden, hidden))
@@ -48,8 +51,8 @@ class RawMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        x = self._act(x @ self.w1.t() + self.b1)
-        x = self._act(x @ self.w2.t() + self.b2)
+        x = self.act1(x @ self.w1.t() + self.b1)
+        x = self.act2(x @ self.w2.t() + self.b2)
         return x @ self.w3.t() + self.b3  # logits: no activation (see the class docstring)
 
     def extra_repr(self) -> str:

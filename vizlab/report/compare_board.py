@@ -3,25 +3,28 @@
 ``CompareDashboard`` is a pure function of the (variant, seed, event) stream, like the run
 dashboard, so the live board and `vizlab replay COMPARISON_DIR` draw the same windows. Curves are
 replaced whole at each flush (at most 2,000 points a trace), so a redraw never duplicates a point.
-With repeats, the epoch curves are means over the seeds and the step curves show the first seed.
+With repeats, every curve is the variant's mean over its seeds with a shaded 95% band, the seeds
+drawn faint behind it (vizlab.report.bands), live as the seeds train.
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.report import window_packets as P
+from vizlab.report.bands import seed_traces
 from vizlab.report.curves import StepCurve
-from vizlab.report.fmt import num, pm
+from vizlab.report.parcoords import parcoords_packet
+from vizlab.report.ranking_view import ranking_packet
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")
-WINDOWS = ("cmp_train_loss", "cmp_test_acc", "cmp_test_loss", "cmp_activations", "cmp_summary")
-HEAVY = ("cmp_activations", "cmp_summary")
+WINDOWS = ("cmp_train_loss", "cmp_test_acc", "cmp_test_loss", "cmp_activations", "cmp_summary",
+           "cmp_parcoords")
+HEAVY = ("cmp_activations", "cmp_summary", "cmp_parcoords")
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,18 @@ class CompareDashboard:
     closed_status = None  # set by the sink at close; the comparison has no run card to show it
 
     def __init__(self, variants: list[tuple[str, int]], activations: tuple[str, ...] = (),
-                 title: str = "comparison"):
-        """``variants``: (name, seed) for every run, in legend order."""
+                 title: str = "comparison", target: float | None = None,
+                 differences: dict | None = None):
+        """``variants``: (name, seed) for every run, in legend order; ``target``: the accuracy
+        whose time to reach is ranked; ``differences``: the data-shaping settings that differ
+        between the runs (a comparison of existing runs that is not controlled)."""
         self.names = list(dict.fromkeys(name for name, _ in variants))
-        self.first_seed = {}
+        self.seeds: dict[str, list[int]] = {}
         for name, seed in variants:
-            self.first_seed.setdefault(name, seed)
+            self.seeds.setdefault(name, []).append(seed)
         self.activations, self.title = activations, title
-        self.curves = {name: StepCurve() for name in self.names}
+        self.target, self.differences = target, differences or {}
+        self.curves = {(name, seed): StepCurve() for name, seed in variants}
         self.epochs: dict[tuple[str, int], dict[int, EpochEnd]] = {v: {} for v in variants}
         self.ended: dict[tuple[str, int], RunEnded] = {}
         self.results: list[dict[str, Any]] | None = None
@@ -62,8 +69,8 @@ class CompareDashboard:
             return self.finish(list(item.rows))
         e, key = item.event, (item.variant, item.seed)
         if isinstance(e, TrainSteps):
-            if item.seed == self.first_seed.get(item.variant) and \
-                    self.curves[item.variant].set_steps(e.step, e.losses, e.lrs):
+            curve = self.curves.get(key)
+            if curve is not None and curve.set_steps(e.step, e.losses, e.lrs):
                 return {"cmp_train_loss"}
             return set()
         if isinstance(e, EpochEnd):
@@ -75,7 +82,7 @@ class CompareDashboard:
 
     def finish(self, results: list[dict[str, Any]]) -> set[str]:
         self.results = results
-        return {"cmp_summary"}
+        return {"cmp_summary", "cmp_parcoords"}
 
     def panes(self) -> list[P.Pane]:
         return [p for p in (self.pane(w) for w in WINDOWS) if p is not None]
@@ -93,37 +100,36 @@ class CompareDashboard:
     def _train_loss(self):
         traces = []
         for name in self.names:
-            pts = self.curves[name].points()
-            if len(pts):
-                traces.append(P.trace(pts.x, pts.smooth, name, self._color(name)))
+            series = {}
+            for seed in self.seeds[name]:
+                pts = self.curves[(name, seed)].points()
+                if len(pts):
+                    series[seed] = dict(zip(pts.x, pts.smooth))
+            if series:
+                traces += seed_traces(name, self._color(name), series, complete_only=True,
+                                      show_seeds=len(self.seeds[name]) > 1, clip=(0.0, None))
         if not traces:
             return None
         return P.plot_packet(f"{self.title}: train loss (smoothed)", "step",
                              "loss (cross-entropy)", traces, width=620, height=400)
 
-    def _epoch_means(self, name: str, field: str) -> tuple[list[int], list[float]]:
-        """Per epoch, the mean over the seeds that have finished it."""
-        per_epoch: dict[int, list[float]] = {}
-        for (variant, _), epochs in self.epochs.items():
-            if variant == name:
-                for epoch, end in epochs.items():
-                    per_epoch.setdefault(epoch, []).append(getattr(end, field))
-        xs = sorted(per_epoch)
-        return xs, [statistics.mean(per_epoch[x]) for x in xs]
-
-    def _epoch_plot(self, field: str, title: str, ylabel: str):
+    def _epoch_plot(self, field: str, title: str, ylabel: str, clip=(0.0, None)):
         traces = []
-        for name in self.names:
-            xs, ys = self._epoch_means(name, field)
-            if xs:
-                traces.append(P.trace(xs, ys, name, self._color(name), markers=True))
+        for name in self.names:  # per seed, the epochs it has finished
+            series = {seed: {epoch: getattr(end, field)
+                             for epoch, end in sorted(self.epochs.get((name, seed), {}).items())}
+                      for seed in self.seeds[name]}
+            series = {seed: pts for seed, pts in series.items() if pts}
+            if series:
+                traces += seed_traces(name, self._color(name), series, markers=True,
+                                      show_seeds=len(self.seeds[name]) > 1, clip=clip)
         if not traces:
             return None
         return P.plot_packet(f"{self.title}: {title}", "epoch", ylabel, traces, width=520,
                              height=400, xaxis={"title": "epoch", "dtick": 1})
 
     def _test_acc(self):
-        return self._epoch_plot("test_acc", "test accuracy", "accuracy (%)")
+        return self._epoch_plot("test_acc", "test accuracy", "accuracy (%)", clip=(0.0, 100.0))
 
     def _test_loss(self):
         return self._epoch_plot("test_loss", "test loss (mean per sample)", "loss")
@@ -131,34 +137,20 @@ class CompareDashboard:
     def _activations(self):
         if not self.activations:
             return None
-        import torch
+        from vizlab.report.activation_pane import activation_packet
 
-        from vizlab.models.activations import activation_curve
-
-        xs = torch.linspace(-5, 5, 201)
-        traces = []
-        for i, name in enumerate(self.activations):
-            ys, dys = activation_curve(name, xs)
-            color = COLORS[i % len(COLORS)]
-            traces.append(P.trace(xs.tolist(), ys.tolist(), name, color))
-            traces.append({**P.trace(xs.tolist(), dys.tolist(), f"{name}'", color, width=1.5),
-                           "line": {"color": color, "width": 1.5, "dash": "dot"}})
-        return P.plot_packet("activations (solid) and derivatives (dotted)", "x", "f(x), f'(x)",
-                             traces, width=520, height=400, yaxis={"title": "f(x), f'(x)",
-                                                                   "range": [-2, 5]})
+        return activation_packet(self.activations, COLORS)
 
     def _summary(self):
         if not self.results:
             return None
-        rows = []
-        for r in self.results:
-            rows.append([r["rank"], r["variant"], pm(r["final_acc"], r["final_acc_spread"]),
-                         pm(r["best_acc"], r["best_acc_spread"]), num(r["test_loss"], 4),
-                         num(r["epoch_time"], 2), f"{r['params']:,}", r["repeats"], r["status"]])
-        body = P.html_table(rows, header=["#", "variant", "final acc.", "best acc.", "test loss",
-                                          "s / epoch", "params", "seeds", "status"])
-        return P.text_packet(f"{self.title}: ranking", body, width=620, height=80 + 24 * len(rows))
+        return ranking_packet(self.title, self.results, self.target, self.differences)
 
+    def _parcoords(self):
+        """Grids of two or more axes: every variant as one line across them."""
+        if not self.results:
+            return None
+        return parcoords_packet(self.title, self.results, self.target)
 
 
 @dataclass(frozen=True)
@@ -176,18 +168,18 @@ def activation_axis(variants) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.cfg.activation for v in variants))
 
 
-def board_for(variants, title: str) -> CompareDashboard:
+def board_for(variants, title: str, target: float | None = None) -> CompareDashboard:
     return CompareDashboard([(v.name, v.cfg.seed) for v in variants], activation_axis(variants),
-                            title)
+                            title, target)
 
 
 class CompareBoard:
     """The comparison's live dashboard: the Visdom sink drawing a CompareDashboard."""
 
-    def __init__(self, url: str, env: str, variants, comparison_dir):
+    def __init__(self, url: str, env: str, board: CompareDashboard):
         from vizlab.report.visdom_sink import VisdomSink
 
-        self.sink = VisdomSink(url, env, board=board_for(variants, Path(comparison_dir).name))
+        self.sink = VisdomSink(url, env, board=board)
 
     def handle_variant(self, name: str, seed: int, event: Event) -> None:
         self.sink.handle(VariantEvent(name, seed, event))
@@ -211,21 +203,32 @@ def replay_comparison(comparison_dir, url=None, env=None):
     try:
         data = read_json_object(directory / COMPARISON_JSON)  # a regular file, size-bounded
         members = data["members"]
-        if not all(isinstance(m, dict) and is_safe_name(m.get("run_dir"))
-                   and isinstance(m.get("variant"), str) and isinstance(m.get("seed"), int)
-                   for m in members):
-            raise ValueError("a member is not {variant, seed, run_dir: one name in this dir}")
+        # A comparison's own variants are dirs inside it; a comparison of existing runs names
+        # run dirs anywhere (they are only read, through the log reader's checks).
+        inside = data.get("existing_runs") is not True
+        if not all(isinstance(m, dict) and isinstance(m.get("variant"), str)
+                   and isinstance(m.get("seed"), int) and isinstance(m.get("run_dir"), str)
+                   and (is_safe_name(m["run_dir"]) or not inside) for m in members):
+            raise ValueError("a member is not {variant, seed, run_dir: a run dir}")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VizlabError(f"cannot read {directory / COMPARISON_JSON}: {exc}") from None
-    target = vc.parse_url(url or default_visdom_url())
-    board = CompareDashboard([(m["variant"], m["seed"]) for m in members],
-                             tuple(data.get("activations", ())), directory.name)
-    count = 0
-    for m in members:
-        for event in read_events(directory / m["run_dir"]):
-            board.apply(VariantEvent(m["variant"], m["seed"], event))
-            count += 1
-    if data.get("variants"):
-        board.finish(data["variants"])
+    server = vc.parse_url(url or default_visdom_url())
+    accuracy = data.get("target")
+    accuracy = float(accuracy) if isinstance(accuracy, (int, float)) else None
+    differences = data.get("differences") if isinstance(data.get("differences"), dict) else {}
+    try:
+        board = CompareDashboard([(str(m["variant"]), int(m["seed"])) for m in members],
+                                 tuple(map(str, data.get("activations", ()))), directory.name,
+                                 accuracy, differences)
+        count = 0
+        for m in members:
+            for event in read_events(directory / str(m["run_dir"])):
+                board.apply(VariantEvent(str(m["variant"]), int(m["seed"]), event))
+                count += 1
+        if data.get("variants"):
+            board.finish(list(data["variants"]))
+            board.pane("cmp_summary")  # a malformed ranking fails here, not in the drawing
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise VizlabError(f"cannot replay {directory}: {type(exc).__name__}: {exc}") from None
     env = env or data.get("env") or directory.name
-    return ReplayResult(env, target.url, count, draw_board(board, target, env))
+    return ReplayResult(env, server.url, count, draw_board(board, server, env))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from vizlab.events import EpochEnd, Event, RunEnded
-from vizlab.report.fmt import num, pct, pm
+from vizlab.report.fmt import num, pct
 
 
 class CompareConsole:
@@ -49,6 +49,8 @@ class CompareConsole:
             self._live.update(self._table())
             self._live.stop()
             self._live = None
+            if not self.console.is_terminal:
+                self.console.line()  # Live leaves its last frame without a line end here
 
     def _table(self):
         from rich.table import Table
@@ -62,26 +64,34 @@ class CompareConsole:
                           pct(r.get("acc")), pct(r.get("best")), r["status"])
         return table
 
-    def ranking(self, results: list[dict[str, Any]]) -> None:
-        """The final ranking (from Comparison.results())."""
+    def ranking(self, results: list[dict[str, Any]], target: float | None = None,
+                differences: dict[str, Any] | None = None) -> None:
+        """The final ranking (rows of vizlab.compare.ranking.rank), then what it means."""
+        from vizlab.report import ranking_view as view
+
         if self.mode == "off":
             return
+        head = view.header(target, short=True)
+        keep = view.terminal_columns(results, self.console.width)
         if self.mode == "plain":
             for r in results:
-                self.console.print(
-                    f"#{r['rank']} {r['variant']}: final {pm(r['final_acc'], r['final_acc_spread'])}"
-                    f" best {pm(r['best_acc'], r['best_acc_spread'])} test loss "
-                    f"{num(r['test_loss'])} {num(r['epoch_time'], 2)} s/epoch", markup=False)
-            return
-        from rich.table import Table
+                c = view.cells(r)
+                self.console.print(f"#{c[0]} {c[1]}: " + "; ".join(
+                    f"{head[i]} {c[i]}" for i in keep[2:]), markup=False)
+        else:
+            from rich import box
+            from rich.table import Table
+            from rich.text import Text
 
-        table = Table(title="ranking (mean ± spread over repeats)", title_justify="left")
-        for col in ("#", "variant", "final accuracy", "best accuracy", "test loss", "s / epoch",
-                    "parameters", "status"):
-            table.add_column(col, justify="left" if col in ("variant", "status") else "right")
-        for r in results:
-            table.add_row(str(r["rank"]), r["variant"], pm(r["final_acc"], r["final_acc_spread"]),
-                          pm(r["best_acc"], r["best_acc_spread"]), num(r["test_loss"]),
-                          num(r["epoch_time"], 2), f"{r['params']:,}", r["status"])
-        self.console.print(table)
-
+            table = Table(title="ranking", title_justify="left", box=box.SIMPLE_HEAD,
+                          show_edge=False, pad_edge=False)
+            for i in keep:
+                table.add_column(head[i], justify="left" if i in (1, 9) else "right",
+                                 overflow="fold", no_wrap=i != 1)
+            for r in results:  # Text cells: variant names are never read as markup
+                c = view.cells(r)
+                table.add_row(*(Text(c[i]) for i in keep),
+                              style="green" if view.is_tie(r) else None)
+            self.console.print(table)
+        for line in view.notes(results, differences, shown=keep):
+            self.console.print(line, markup=False, highlight=False)

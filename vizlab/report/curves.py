@@ -23,6 +23,7 @@ MAX_POINTS = 2000
 SMOOTHING = 0.95  # EMA weight per bucket: a time constant of about 20 points on screen
 
 _NAN = float("nan")
+_NAN_BLOCK = array("d", [_NAN]) * 65536
 
 
 def bucket_width(last_step: int, max_points: int = MAX_POINTS) -> int:
@@ -99,10 +100,10 @@ class StepCurve:
         if end <= len(self._loss) and self._loss[start:end].tobytes() == new_loss.tobytes() \
                 and self._lr[start:end].tobytes() == new_lr.tobytes():
             return False
-        if start > len(self._loss):
-            gap = start - len(self._loss)
-            self._loss.extend([_NAN] * gap)
-            self._lr.extend([_NAN] * gap)
+        while start > len(self._loss):  # missing steps: NaN, in blocks (no list of the gap's size)
+            gap = min(start - len(self._loss), len(_NAN_BLOCK))
+            self._loss.extend(_NAN_BLOCK[:gap])
+            self._lr.extend(_NAN_BLOCK[:gap])
         self._invalidate_bucket(start // self._width)
         self._loss[start:end] = new_loss
         self._lr[start:end] = new_lr

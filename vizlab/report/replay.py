@@ -34,7 +34,7 @@ def read_config(run_dir: Path) -> dict:
         return data
     except FileNotFoundError:
         return {}
-    except VizlabError as exc:
+    except VizlabError as exc:  # not a regular file, too big, not JSON
         warn(f"{exc}; ignoring it")
     except ValueError as exc:
         warn(f"{path}: {exc}; ignoring it")

@@ -115,8 +115,12 @@ def open_regular(path: Path, mode: str = "rb"):
     except OSError as exc:
         raise VizlabError(f"cannot open {path}: {exc.strerror or exc}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise VizlabError(f"{path} is not a regular file; not reading it")
+        mode_bits = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode_bits):
+            what = ("a FIFO" if stat.S_ISFIFO(mode_bits) else "a directory"
+                    if stat.S_ISDIR(mode_bits) else "a device"
+                    if stat.S_ISCHR(mode_bits) or stat.S_ISBLK(mode_bits) else "a socket")
+            raise VizlabError(f"{path} is {what}, not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, mode)
     except BaseException:

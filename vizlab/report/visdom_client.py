@@ -12,6 +12,10 @@ timeout, nothing is printed, and every failure is one of two exceptions:
 
 Login (a server started with ``-enable_login``) uses VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD,
 sent the way the visdom client sends them.
+
+Every request carries ``Content-Type: application/json`` and ``X-Requested-With``: headers a
+cross-site web page cannot send, which vizlab's server asks of every writing request
+(vizlab.server.request_checks). Env names in URLs are percent-encoded.
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ import os
 import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from vizlab.errors import VizlabError
 
 DEFAULT_PORT = 8097
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
+# vizlab's server refuses bodies over this (vizlab.server.request_checks.MAX_BODY_BYTES): a
+# larger window is refused here, with a clear reason, instead of being cut off mid-send.
+MAX_BODY_BYTES = 16 * 2**20
+_HEADERS = {"Content-Type": "application/json", "X-Requested-With": "vizlab"}
 
 
 class VisdomUnavailable(Exception):
@@ -37,7 +45,11 @@ class VisdomUnavailable(Exception):
 
 
 class VisdomRejected(Exception):
-    """The Visdom server answered with an error."""
+    """The Visdom server answered with an error (``status``: its HTTP status, if it answered)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -97,16 +109,24 @@ class VisdomClient:
             body = json.dumps(msg, allow_nan=False).encode()
         except ValueError:
             raise VisdomRejected("not sent: it holds NaN or infinity") from None
+        if len(body) > MAX_BODY_BYTES:
+            raise VisdomRejected(f"not sent: {len(body):,} bytes is more than the server takes "
+                                 f"({MAX_BODY_BYTES:,})")
         status, reason, text = self._post(endpoint, body)
+        if status == 401:
+            raise VisdomRejected("the server asks for a login: set VIZLAB_VISDOM_USER and "
+                                 "VIZLAB_VISDOM_PASSWORD")
         if status != 200:
             raise VisdomRejected(f"Visdom answered {status} {reason or 'error'} "
-                                 f"to {endpoint.split('/')[0]}")
+                                 f"to {endpoint.split('/')[0]}", status)
         return text
 
     def login(self, user: str, password: str) -> None:
         """Log in as the visdom client does: the password's SHA-256, answered with a cookie."""
         body = {"username": user, "password": hashlib.sha256(password.encode()).hexdigest()}
-        status, _, _ = self._post("", json.dumps(body).encode())
+        status, reason, _ = self._post("", json.dumps(body).encode())
+        if status == 429:
+            raise VisdomRejected(f"login to Visdom as {user!r} refused for now: {reason}")
         if status != 200 or self._cookie is None:
             raise VisdomRejected(f"login to Visdom as {user!r} failed ({status})")
 
@@ -116,7 +136,7 @@ class VisdomClient:
             self._conn = None
 
     def _post(self, endpoint: str, body: bytes) -> tuple[int, str, str]:
-        headers = {"Content-Type": "application/json"}
+        headers = dict(_HEADERS)
         if self._cookie:
             headers["Cookie"] = self._cookie
         path = f"{self.target.base_url}/{endpoint}"
@@ -168,13 +188,19 @@ def connect(target: VisdomTarget | str, env: str, *,
     if user:
         client.login(user, password)
     try:
-        client.post(f"env/{env}", {"eid": env})
+        client.post(env_path(env), {"eid": env})
     except VisdomRejected as exc:
-        if user or "400" not in str(exc):
+        # Visdom's own server (not vizlab's) answers 400 to a client that did not log in.
+        if user or "400 Bad Request" not in str(exc):
             raise
         raise VisdomRejected("the server asks for a login: set VIZLAB_VISDOM_USER and "
                              "VIZLAB_VISDOM_PASSWORD") from None
     return client
+
+
+def env_path(env: str) -> str:
+    """The endpoint of an env's page: ``env/<name>``, the name percent-encoded."""
+    return "env/" + quote(env, safe="")
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""The Visdom sink: a live dashboard that never slows training and never loses data.
+"""The Visdom sink: a live dashboard that never slows training and, with a run log, loses no data.
 
 ``handle()`` runs on the training thread and only appends to a bounded queue (well under a
 microsecond). A background thread owns everything else: it folds events into a ``Dashboard``
@@ -14,6 +14,10 @@ When the server does not answer, the sink warns once, keeps folding events, retr
 and, when the server answers again, redraws every window from the run log. Before each flush it
 asks for the hash of a small window written since the last save: a server restarted in between
 (empty, or holding an older saved env) fails that check and gets the same full redraw.
+
+A full queue (the thread stuck behind a slow server) drops events: with a run log (``log_path``)
+every window is redrawn from it later, so nothing is lost; without one (your own training loop)
+the windows miss them, and the sink says so in one warning line.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ class _OutOfTime(Exception):
 class VisdomSink:
     """Streams events to one Visdom env. See the module docstring for the guarantees.
 
-    ``log_path`` is the run's events.jsonl (the redraw source after an outage); ``flush_log``
+    ``log_path`` is the run's events.jsonl (the redraw source after an outage or a full queue;
+    without it, events dropped from a full queue are lost, with one warning); ``flush_log``
     pushes the run log to disk and is called, from the sink's thread, before every flush.
     ``board`` replaces the run dashboard with another model of the same shape (``apply``,
     ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
@@ -88,10 +93,12 @@ class VisdomSink:
         self._last_heavy = float("-inf")
         self._backoff = BACKOFF_FIRST
         self._warned: set[str] = set()
+        self._retried: set[str] = set()  # windows a server error refused once (tried again)
         # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
-        # and the CPU seconds of both.
+        # and the CPU seconds of both; events handled, and how many of the first handled are
+        # drawn (and saved) with nothing left to send: a condition to wait on.
         self.stats = {"flushes": 0, "redraws": 0, "requests": 0, "dropped": 0,
-                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0}
+                      "connect_s": 0.0, "flush_s": 0.0, "cpu_s": 0.0, "handled": 0, "drawn": 0}
         self._thread = threading.Thread(target=self._run, name=f"vizlab-visdom[{env}]",
                                         daemon=True)
         self._thread.start()
@@ -104,9 +111,10 @@ class VisdomSink:
             return
         if len(self._queue) < self._max_queue:
             self._queue.append(event)
-        else:  # the thread is stuck: drop, and rebuild from the run log later
+        else:  # the thread is stuck: drop, and rebuild from the run log later (if there is one)
             self._overflow = True
             self.stats["dropped"] += 1
+        self.stats["handled"] += 1  # after the append: the thread's drain then sees the event
         if event.kind == "epoch_end":
             self._wake.set()
 
@@ -128,6 +136,7 @@ class VisdomSink:
         while True:
             self._wake.clear()
             stopping = self._stopping  # read first: every event queued before close is drained
+            handled = self.stats["handled"]  # every one of these is queued (or dropped) by now
             try:
                 self._drain()
                 if stopping:
@@ -142,6 +151,8 @@ class VisdomSink:
                     self._flush(stopping)
                     self.stats["flush_s"] += time.perf_counter() - t0
                 self.stats["cpu_s"] += time.thread_time() - c0
+                if self._viz is not None and not (self._dirty or self._save_due or self._resync):
+                    self.stats["drawn"] = handled
             except _OutOfTime:
                 pass
             except Exception as exc:  # a bug must not kill the thread and let the queue grow
@@ -166,6 +177,11 @@ class VisdomSink:
         if self._overflow:
             self._overflow = False
             self._resync = self.log_path is not None
+            if self.log_path is None:
+                self._warn_once("dropped", f"the Visdom dashboard ({self.env}) fell behind and "
+                                f"dropped {self.stats['dropped']} events so far: its windows miss "
+                                "them (give VisdomSink a run log, log_path=, to have them "
+                                "redrawn)")
 
     def _connect(self, final: bool) -> None:
         try:
@@ -307,15 +323,22 @@ class VisdomSink:
             if pane is not None:
                 self._call(final, vc.draw, win, pane.packet)
                 self._drawn.add(win)
-                return True
-            if win in self._drawn:
+            elif win in self._drawn:
                 self._call(final, vc.close_window, win)
                 self._drawn.discard(win)
-                return True
+            else:
+                return False
         except vc.VisdomRejected as exc:
-            self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
-        return False
-
+            if (exc.status or 0) >= 500 and win not in self._retried:
+                # A server error may be the server going down mid-request: one more try before
+                # calling the window refused (an outage is then reported as one).
+                self._retried.add(win)
+                self._dirty.add(win)
+            else:
+                self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
+            return False
+        self._retried.discard(win)
+        return True
 
 
 def _size_rank(win: str) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -78,11 +79,21 @@ class Engine:
         self.stop = stop or StopFlag()
         self.shard = shard
         self.threads = threads or FixedThreads()  # told every chunk's step time (run.threads)
+        # What the steps call: the model itself, or (--compile) its compiled form; both share
+        # the parameters, so checkpoints and evaluation see the same weights.
+        self.train_forward = torch.compile(self.model) if cfg.compile and shard is None \
+            else self.model
         self.steps_per_epoch = steps_per_epoch(cfg, len(splits.train_y))
         self.samples = sample_indices(len(splits.test_y), cfg.samples)
         self.stopped = False
         if state.rng_state is not None:  # a resumed run draws what the uninterrupted one would
             torch.set_rng_state(state.rng_state)
+
+    def autocast(self):
+        """--amp bf16: forward passes in bfloat16 where autocast deems it safe; else nothing."""
+        if self.cfg.amp != "bf16":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _checkpoint(self) -> None:
         if self.checkpoints is not None:
@@ -142,7 +153,7 @@ class Engine:
         so epoch times stay honest when variants train in lockstep.
         """
         cfg, p, model, opt, sched = self.cfg, self.progress, self.model, self.optimizer, self.scheduler
-        shard = self.shard
+        shard, forward = self.shard, self.train_forward
         x_all, y_all = self.data.train_x, self.data.train_y
         n, bs = len(y_all), cfg.batch_size
         perm = epoch_permutation(cfg.seed, p.epoch, n).to(self.device)
@@ -154,10 +165,11 @@ class Engine:
         model.train()
         for i in range(p.step_in_epoch, self.steps_per_epoch):
             idx = perm[i * bs:(i + 1) * bs]
-            if shard is None:
-                loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-            else:
-                loss = shard.batch_loss(x_all, y_all, idx)
+            with self.autocast():
+                if shard is None:
+                    loss = F.cross_entropy(forward(x_all[idx]), y_all[idx])
+                else:
+                    loss = shard.batch_loss(x_all, y_all, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             lrs.append(opt.param_groups[0]["lr"])
@@ -210,9 +222,10 @@ class Engine:
         train_time = p.epoch_seconds
         eval_start = time.monotonic()
         evaluate_split = evaluate if self.shard is None else self.shard.evaluate
-        test = evaluate_split(self.model, data.test_x, data.test_y, len(data.classes))
-        val = evaluate_split(self.model, data.val_x, data.val_y, len(data.classes)) \
-            if data.val_x is not None else None
+        with self.autocast():
+            test = evaluate_split(self.model, data.test_x, data.test_y, len(data.classes))
+            val = evaluate_split(self.model, data.val_x, data.val_y, len(data.classes)) \
+                if data.val_x is not None else None
         score = val.acc if val is not None else test.acc
         is_best = score > p.best_acc
         p.best_acc = max(p.best_acc, score)

@@ -18,6 +18,7 @@ from typing import Any
 
 from vizlab.config import RunConfig
 from vizlab.errors import VizlabError
+from vizlab.event_checks import MAX_STEP
 from vizlab.events import RunStarted
 from vizlab.names import slug
 from vizlab.run.rundir import RunDir
@@ -91,6 +92,7 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
     from vizlab.data.loading import load_splits, prepare
     from vizlab.models import build_model
     from vizlab.run.engine import steps_per_epoch
+    from vizlab.run.memory_format import FORMATS, has_convolutions
     from vizlab.run.train_state import TrainState
 
     check_reporting(cfg)
@@ -122,7 +124,16 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
                                      val_split=cfg.val_split, seed=cfg.seed)
             torch.manual_seed(cfg.seed)  # variants of one architecture start from the same weights
             model = build_model(cfg.model, cfg.activation, cfg.hidden).to(device)
-            state = TrainState(cfg, model, steps_per_epoch(cfg, len(splits.train_y)), checkpoint)
+            layout = "contiguous"  # ranks keep one layout: DDP buckets gradients by their strides
+            if group is None and has_convolutions(model):
+                layout = fastest_layout(cfg, model, splits, checkpoint)
+                model = model.to(memory_format=FORMATS[layout])
+            per_epoch = steps_per_epoch(cfg, len(splits.train_y))
+            if cfg.epochs * per_epoch > MAX_STEP or cfg.epochs > MAX_STEP:
+                raise VizlabError(f"{cfg.epochs} epochs of {per_epoch:,} steps is more than the "
+                                  f"{MAX_STEP:,} steps a run log holds; use fewer epochs or a "
+                                  "larger --batch-size")
+            state = TrainState(cfg, model, per_epoch, checkpoint, memory_format=layout)
             if state.progress.epoch > cfg.epochs:
                 raise VizlabError(f"{cfg.resume} already trained {state.progress.epoch - 1} "
                                   "epochs; pass a larger --epochs to train longer")
@@ -133,6 +144,21 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
     adaptive = adaptive_threads and not cfg.threads and group is None and device.type == "cpu"
     threads = AdaptiveThreads.for_this_process() if adaptive else FixedThreads(cfg.threads)
     return Prepared(cfg, device, splits, state, resumed, threads)
+
+
+def fastest_layout(cfg: RunConfig, model, splits, checkpoint: dict | None) -> str:
+    """The memory format this run trains in (run.memory_format): a resumed run's own, else the
+    one measured fastest for this model, batch size and device on this machine."""
+    from vizlab.config import cache_dir
+    from vizlab.run.memory_format import FORMATS, choose_memory_format, layout_key, remembered_layout
+
+    saved = (checkpoint or {}).get("memory_format")
+    if saved in FORMATS:
+        return saved
+    x, y = splits.train_x[:cfg.batch_size], splits.train_y[:cfg.batch_size]
+    return remembered_layout(Path(cache_dir()) / "layouts.json",
+                             layout_key(cfg.model, cfg.batch_size, x.device),
+                             lambda: choose_memory_format(model, x, y))
 
 
 def default_run_name(cfg: RunConfig) -> str:

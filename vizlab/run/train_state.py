@@ -70,8 +70,9 @@ class TrainState:
     """
 
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, steps_per_epoch: int,
-                 checkpoint: dict[str, Any] | None = None):
+                 checkpoint: dict[str, Any] | None = None, memory_format: str = "contiguous"):
         self.model = model
+        self.memory_format = memory_format  # the layout it trains in (run.memory_format)
         self.optimizer = make_optimizer(cfg, model.parameters())
         self.progress = Progress()
         self.rng_state: torch.Tensor | None = None
@@ -114,4 +115,5 @@ class TrainState:
             "progress": vars(self.progress).copy(),
             "torch_rng": torch.get_rng_state(),
             "config": cfg.to_dict(),
+            "memory_format": self.memory_format,
         }

@@ -14,8 +14,10 @@ Light on purpose (standard library only): ``vizlab run`` imports it for ``ensure
 from __future__ import annotations
 
 import hashlib
+import http.client
 import http.cookiejar
 import json
+import math
 import os
 import signal
 import sys
@@ -100,9 +102,7 @@ def running() -> ServerInfo | None:
     """The vizlab server of this state dir, if one runs; a stale pid file is removed."""
     path = pid_file()
     try:
-        data = json.loads(path.read_text())
-        info = ServerInfo(**{k: data[k] for k in ("pid", "host", "port", "env_dir", "started")},
-                          login=bool(data.get("login")))
+        info = _server_info(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
@@ -114,9 +114,24 @@ def running() -> ServerInfo | None:
     return info
 
 
+def _server_info(data) -> ServerInfo:
+    """A pid file's JSON as ServerInfo; TypeError or ValueError when it is not one."""
+    types = {"pid": int, "host": str, "port": int, "env_dir": str, "started": (int, float)}
+    if not isinstance(data, dict):
+        raise TypeError("not a JSON object")
+    for key, kind in types.items():
+        if not isinstance(data.get(key), kind) or isinstance(data[key], bool):
+            raise TypeError(f"{key}: not a {kind}")
+    if not (0 < data["pid"] < 2**31 and 0 < data["port"] < 65536
+            and math.isfinite(data["started"])):
+        raise ValueError("pid, port or start time out of range")
+    return ServerInfo(**{k: data[k] for k in types}, login=data.get("login") is True)
+
+
 def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | None = None,
           login: bool = False, assets_dir: Path | None = None,
-          progress: Callable[[str], None] | None = None) -> tuple[ServerInfo, bool]:
+          progress: Callable[[str], None] | None = None,
+          allow_hosts: tuple[str, ...] = ()) -> tuple[ServerInfo, bool]:
     """Start the background server and wait until it serves; (info, already_running).
 
     Raises VizlabError for what the user can fix: port taken, missing credentials, no assets.
@@ -124,7 +139,7 @@ def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | No
     info = running()
     if info:
         return info, True
-    args = _server_args(port, host, env_dir, login, assets_dir, progress)
+    args = _server_args(port, host, env_dir, login, assets_dir, progress, allow_hosts=allow_hosts)
     pid, log_offset = spawn_detached(args, log_file(), state_dir())
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -142,7 +157,8 @@ def start(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, env_dir: Path | No
 def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
                     env_dir: Path | None = None, login: bool = False,
                     assets_dir: Path | None = None,
-                    progress: Callable[[str], None] | None = None) -> None:
+                    progress: Callable[[str], None] | None = None,
+                    allow_hosts: tuple[str, ...] = ()) -> None:
     """Become the server (exec), logging to the terminal; Ctrl-C stops it.
 
     exec, not a call, so the process looks exactly like a background one to `status` and `stop`.
@@ -151,7 +167,7 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
     if info:
         raise VizlabError(f"vizlab's Visdom server already runs at {info.url} (pid {info.pid}); "
                           "stop it first with `vizlab server stop`")
-    args = _server_args(port, host, env_dir, login, assets_dir, progress)
+    args = _server_args(port, host, env_dir, login, assets_dir, progress, allow_hosts=allow_hosts)
     os.environ["PYTHONPATH"] = pythonpath()
     sys.stdout.flush()  # exec drops unflushed output
     sys.stderr.flush()
@@ -188,10 +204,14 @@ def list_envs(info: ServerInfo) -> tuple[list[str], bool]:
             digest = hashlib.sha256(creds[1].encode()).hexdigest()
             _post(opener, info.url + "/", {"username": creds[0], "password": digest})
         names = json.loads(_post(opener, info.url + "/env_state", {}))
-        return sorted(names), True
-    except (OSError, ValueError):
-        saved = Path(info.env_dir).glob("*.json")
-        return sorted(p.stem for p in saved), False
+        if not isinstance(names, list):
+            raise ValueError("not a list of env names")
+        return sorted(map(str, names)), True
+    except (OSError, ValueError, http.client.HTTPException):
+        try:
+            return sorted(p.stem for p in Path(info.env_dir).glob("*.json")), False
+        except OSError:
+            return [], False
 
 
 def ensure_server(url: str) -> str | None:
@@ -251,7 +271,8 @@ def _ensure(url: str) -> str | None:
     return f"http://localhost:{DEFAULT_PORT}"
 
 
-def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=True) -> list[str]:
+def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=True,
+                 allow_hosts=()) -> list[str]:
     """Check what the user can get wrong (one-line errors), lay the assets, build the argv."""
     if not 0 < port < 65536:
         raise VizlabError(f"--port {port}: not a TCP port")
@@ -272,6 +293,8 @@ def _server_args(port, host, env_dir, login, assets_dir, progress, lay_assets=Tr
         args.append("--login")
     if assets_dir:
         args += ["--assets-dir", str(Path(assets_dir).resolve())]
+    for name in allow_hosts:
+        args += ["--allow-host", name]
     return args
 
 
@@ -302,7 +325,10 @@ def _last_log_line(offset: int) -> str:
 
 
 def _post(opener, url: str, body: dict) -> str:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    # The headers the server's request checks ask of a writing request (not a browser form).
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "X-Requested-With": "vizlab"})
     with opener.open(req, timeout=5) as resp:
         return resp.read().decode()
 

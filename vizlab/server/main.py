@@ -7,9 +7,13 @@ points (settings, handler subclasses; no edits to visdom's files, no CDN downloa
 - the page works with tornado >= 6.5 (see ``_StaticFiles``);
 - page and scripts from vizlab's offline static directory (``vizlab.server.assets``);
 - websockets accept only same-origin browsers (visdom accepts any web site's page);
+- every request checked before visdom sees it (``vizlab.server.request_checks``: Host, Origin,
+  body size, JSON, env names; vizlab's own login, ``vizlab.server.login``), applied in one place
+  (``_Settings``);
 - login from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD, cookie secret kept in the state dir
   (and with login off, a client that logs in anyway is let in, not failed);
-- envs that live only in memory are written to the env dir when the server stops.
+- envs that live only in memory are written to the env dir when the server stops, each on its
+  own (``vizlab.server.env_names.save_envs``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import tornado.web
 import tornado.websocket
 
 from vizlab.errors import VizlabError
-from vizlab.server import assets
+from vizlab.server import assets, env_names
+from vizlab.server import request_checks as checks
 from vizlab.server.lifecycle import PASSWORD_VAR, USER_VAR, client_credentials
 
 log = logging.getLogger("vizlab.server.lifecycle")
@@ -84,8 +89,9 @@ class _Settings(tornado.web.Application):
         settings.update(self.vizlab_settings)
         settings.update(debug=False, autoreload=False, serve_traceback=False,
                         compiled_template_cache=True, static_hash_cache=True,
-                        static_handler_class=_StaticFiles)
-        handlers = [(pattern, _with_fixes(cls), *rest) for pattern, cls, *rest in handlers]
+                        static_handler_class=checks.guard(_StaticFiles))
+        handlers = [(pattern, checks.guard(_with_fixes(cls)), *rest)
+                    for pattern, cls, *rest in handlers]
         super().__init__(handlers, **settings)
 
 
@@ -101,22 +107,22 @@ def _with_fixes(cls):
 
 def build_app(port: int, env_dir: Path, static: Path,
               credentials: tuple[str, str] | None = None,
-              cookie_secret: str | None = None):
-    """visdom's Application, configured as described in the module docstring."""
+              cookie_secret: str | None = None, policy: checks.Policy | None = None):
+    """visdom's Application, configured as described in the module docstring. ``policy``:
+    the request checks' (default: listening on 127.0.0.1, login from ``credentials``)."""
     from visdom.server.app import Application
-    from visdom.utils.server_utils import hash_password
+
+    policy = policy or checks.Policy.build("127.0.0.1", (), credentials)
 
     class VizlabVisdomApp(Application, _Settings):
         vizlab_settings = {"static_path": str(static), "template_path": str(static),
-                           "cookie_secret": cookie_secret or secrets.token_hex(32)}
+                           "cookie_secret": cookie_secret or secrets.token_hex(32),
+                           **checks.settings(policy)}
 
     # Login is switched on after construction: visdom's constructor would read the cookie
     # secret from ~/.visdom/COOKIE_SECRET; ours comes from the state dir (settings above).
     app = VizlabVisdomApp(port=port, base_url="", env_path=str(env_dir))
-    if credentials:
-        user, password = credentials
-        # visdom compares against a double SHA-256 (the browser and the client hash once).
-        app.user_credential = {"username": user, "password": hash_password(hash_password(password))}
+    if policy.login:  # the login itself is vizlab's (vizlab.server.login), not visdom's
         app.login_enabled = True
     return app
 
@@ -127,11 +133,7 @@ def save_memory_envs(app) -> list[str]:
     Visdom writes an env only when a client saves it; without this a stop loses the rest.
     Envs still lazily on disk are skipped (serialising an unloaded one would write ``null``).
     """
-    from visdom.utils.server_utils import LazyEnvData, serialize_env
-
-    eids = [eid for eid, env in app.state.items()
-            if not (isinstance(env, LazyEnvData) and env._raw_dict is None)]
-    return serialize_env(app.state, eids, env_path=app.env_path)
+    return env_names.save_envs(app.state, app.env_path, log)
 
 
 def cookie_secret(state_dir: Path) -> str:
@@ -159,9 +161,10 @@ async def serve(args) -> int:
         credentials = client_credentials()
         if credentials is None:
             raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set")
-    app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir))
+    policy = checks.Policy.build(args.host, args.allow_host, credentials)
+    app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir), policy)
     try:
-        server = app.listen(args.port, address=args.host, max_buffer_size=1024**3)
+        server = app.listen(args.port, address=args.host, **checks.listen_limits())
     except OSError as exc:
         raise VizlabError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
 
@@ -210,13 +213,17 @@ def parse_args(argv=None):
     p.add_argument("--pid-file")
     p.add_argument("--assets-dir")
     p.add_argument("--login", action="store_true")
+    p.add_argument("--allow-host", action="append", default=[],
+                   help="a host name browsers may use to reach the server (repeatable)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     # `import visdom` imports torch when it can (to recognise tensors), ~3 s that a server never
-    # needs; a None entry makes that import fail fast, which visdom handles.
-    sys.modules.setdefault("torch", None)
+    # needs; a None entry makes that import fail fast, which visdom handles. Not under visdom
+    # 0.3, which imports scipy, whose array-API helpers break on a None torch.
+    if assets.visdom_version().startswith("0.2."):
+        sys.modules.setdefault("torch", None)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # tornado logs every request at INFO: one line per training step would bloat the log.
