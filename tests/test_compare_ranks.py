@@ -260,6 +260,11 @@ def test_bad_input_fails_before_any_process_starts(capsys, data_dir, tmp_path, a
     assert not (tmp_path / "runs").exists()
 
 
+def test_comparing_existing_runs_is_not_spread_over_processes(capsys, tmp_path):
+    code, _, err = vizlab(capsys, "compare", "runs/a", "runs/b", "--nproc", "2")
+    assert code == 2 and err.count("\n") == 1 and "trains nothing" in err, err
+
+
 def test_taken_comparison_name_fails_before_any_process_starts(capsys, data_dir, tmp_path):
     (tmp_path / "runs" / "taken").mkdir(parents=True)
     code, _, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,tanh", "--data-dir",
