@@ -28,7 +28,13 @@ from vizlab.errors import VizlabError
 @click.option("--stale-after", type=float, default=120.0, show_default=True, metavar="SECONDS",
               help="Existing runs: stop following a run whose log has no end and has not grown "
                    "for this long (killed, or paused).")
-def compare(models, repeats, sequential, max_variants, target, stale_after, **options):
+@click.option("--nproc", type=int, metavar="N",
+              help="Deal the runs over N processes on this machine (torch.distributed), each "
+                   "training its share in lockstep. On several nodes, use torchrun ... -m "
+                   "vizlab compare instead.")
+@click.pass_context
+def compare(ctx, models, repeats, sequential, max_variants, target, stale_after, nproc,
+            **options):
     """Train variants of MODEL side by side: every option given several comma-separated values
     is an axis, and several axes give their grid. Or compare runs that exist (RUN: run dirs or
     comparison dirs, as paths or names in --runs-dir): no training; runs still in progress are
@@ -39,31 +45,41 @@ def compare(models, repeats, sequential, max_variants, target, stale_after, **op
       vizlab compare mlp --optimizer sgd,rprop,adamax --lr 0.01 --schedule none
       vizlab compare mlp,cnn --epochs 3 --repeats 3
       vizlab compare runs/mlp-relu runs/mlp-tanh      # existing runs
+      vizlab compare cnn --lr 0.01,0.003,0.001 --repeats 3 --nproc 2
     """
     from vizlab.compare.existing import names_runs
     from vizlab.compare.target import check_target
+    from vizlab.distributed.group import Group
 
     check_target(target)
     if names_runs(models, Path(options.get("runs_dir") or "runs")):
         from vizlab.commands.compare_existing import check_options, compare_existing
 
+        if nproc is not None or Group.from_env() is not None:
+            raise VizlabError("comparing existing runs trains nothing: run it in one process "
+                              "(without --nproc or torchrun)")
         check_options(options, repeats, sequential)
         return compare_existing(models, options, target, stale_after)
     if len(models) > 1:
         raise VizlabError("give models as one comma-separated argument (mlp,cnn)")
+    if nproc is not None:
+        from vizlab.distributed.launcher import check_nproc
 
-    from vizlab.commands.run import edge_options
+        check_nproc(nproc)
+    group = Group.from_env()  # set when torchrun (or --nproc) started this process as one rank
+    if group is not None or (nproc or 1) > 1:
+        from vizlab.commands.compare_ranks import compare_in_processes
+
+        return compare_in_processes(ctx, group, nproc, sequential, target, lambda: _variants(
+            models[0], options, repeats, max_variants))
     from vizlab.compare.comparison import Comparison
-    from vizlab.compare.variants import expand, parse_axes
     from vizlab.report.compare_console import CompareConsole
     from vizlab.run.engine import StopFlag
     from vizlab.run.training import sigint_requests_stop
 
-    fields = edge_options(options, set(options))
-    axes, shared = parse_axes({**fields, "model": models[0]})
-    variants = expand(axes, shared, repeats, max_variants)
+    variants = _variants(models[0], options, repeats, max_variants)
     first = variants[0].cfg
-    name = first.name or f"compare-{'-'.join(axes)}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = comparison_name(variants)
     comparison = Comparison(variants, first.runs_dir, name, sequential=sequential,
                             env=first.env, target=target)
     labels = {v.slug: (v.name if repeats == 1 else f"{v.name} (seed {v.cfg.seed})")
@@ -105,6 +121,22 @@ def compare(models, repeats, sequential, max_variants, target, stale_after, **op
         click.echo(f"vizlab: interrupted; every variant is checkpointed in {comparison.dir} "
                    "(continue one with `vizlab run --resume DIR`)", err=True)
         sys.exit(130)
+
+
+def _variants(models, options, repeats, max_variants):
+    """The comparison's runs from the command line (every value checked)."""
+    from vizlab.commands.run import edge_options
+    from vizlab.compare.variants import expand, parse_axes
+
+    fields = edge_options(options, set(options))
+    axes, shared = parse_axes({**fields, "model": models})
+    return expand(axes, shared, repeats, max_variants)
+
+
+def comparison_name(variants) -> str:
+    """--name, or one made of the axes and the time."""
+    axes = "-".join(variants[0].axes)
+    return variants[0].cfg.name or f"compare-{axes}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def _dashboard(cfg, comparison, variants):

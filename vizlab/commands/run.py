@@ -138,10 +138,15 @@ def launch(ctx, cfg, nproc):
     """Check the input here, then train in nproc processes; exit as the worst of them did."""
     from vizlab.distributed.launcher import launch as start_ranks
     from vizlab.distributed.launcher import precheck, worker_argv
-    from vizlab.errors import VizlabError
 
     precheck(cfg, nproc)
-    outcome = start_ranks(worker_argv(ctx), nproc)
+    exit_as(start_ranks(worker_argv(ctx), nproc))
+
+
+def exit_as(outcome):
+    """End the launcher as its ranks ended (vizlab.distributed.launcher.Outcome): one line."""
+    from vizlab.errors import VizlabError
+
     if outcome.traceback:
         click.echo(outcome.traceback.rstrip(), err=True)
     if outcome.status == 2:

@@ -101,29 +101,41 @@ class Comparison:
         self.wall_time: float | None = None
         self.started = datetime.now().astimezone().isoformat(timespec="seconds")
 
-    def prepare(self) -> None:
+    def prepare(self, shared=None, members: list[int] | None = None) -> None:
         """Prepare every variant (the data loaded once, shared): every input checked, nothing
-        written."""
+        written. One process of a distributed comparison (vizlab.compare.ranks) prepares only
+        its ``members`` (indices into ``variants``) on the data of ``shared``, a Prepared."""
         from vizlab.run.prepare import prepare_run
 
-        shared = None
-        for v in self.variants:
+        for i in range(len(self.variants)) if members is None else members:
+            v = self.variants[i]
             cfg = v.cfg.replace(runs_dir=str(self.dir), name=v.slug)
             prep = prepare_run(cfg, device=shared and shared.device,
                                splits=shared and shared.splits, adaptive_threads=False)
             shared = shared or prep
-            self._prepared.append(prep)
+            self._prepared.append((v, prep))
 
-    def open(self, forward: Callable[[Entry, Event], None], stop) -> None:
-        """Create the comparison dir and every variant's run dir (each locked), and their engines."""
+    def open_dir(self) -> None:
+        """Create and lock the comparison dir, with the manifest replay needs (even if the
+        comparison is killed)."""
+        self.rundir = RunDir.create(self.runs_dir, self.name, self.name).lock()
+        try:
+            self.write_summary([])
+        except BaseException:
+            self.release()
+            raise
+
+    def open(self, forward: Callable[[Entry, Event], None], stop, create_dir: bool = True) -> None:
+        """Create the comparison dir (unless ``create_dir`` is False: a distributed comparison's
+        rank 0 did) and every prepared variant's run dir (each locked), and their engines."""
         from vizlab.report import Reporter
         from vizlab.report.runlog import RunLogSink
         from vizlab.run.prepare import build_engine, run_started_event
 
-        self.rundir = RunDir.create(self.runs_dir, self.name, self.name).lock()
+        if create_dir:
+            self.open_dir()
         try:
-            self.write_summary([])  # the manifest replay needs, even if the comparison is killed
-            for v, prep in zip(self.variants, self._prepared):
+            for v, prep in self._prepared:
                 run_dir = RunDir.create(self.dir, v.slug, v.slug).lock()
                 entry = Entry(v, run_dir.path, rundir=run_dir,
                               params=sum(t.numel() for t in prep.state.model.parameters()))
@@ -172,6 +184,15 @@ class Comparison:
     def release(self) -> None:
         if self.rundir is not None:
             self.rundir.unlock()
+
+    def adopt(self, entries: list[Entry], wall_time: float) -> None:
+        """Add the variants other processes trained (rebuilt from their events by a distributed
+        comparison's rank 0), in variant order, for ``results`` and ``write_summary``; the
+        comparison's status and wall time become the whole job's."""
+        order = {v.slug: i for i, v in enumerate(self.variants)}
+        self.entries = sorted([*self.entries, *entries], key=lambda e: order[e.variant.slug])
+        self.status = worst_status(e.ended.status if e.ended else "failed" for e in self.entries)
+        self.wall_time = wall_time
 
     def _train(self) -> None:
         if self.sequential:

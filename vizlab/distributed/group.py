@@ -181,12 +181,13 @@ def _raise_terminated(signum, frame):
 
 
 @contextmanager
-def worker(group: Group):
+def worker(group: Group, who: Callable[[], str] | None = None):
     """Start the process group, run the block (this rank's whole run), and end the process.
 
     A failure becomes a clear report: under `--nproc`, written to torchelastic's error file for
     the launcher (the rank prints nothing); under a bare torchrun, printed by the failing rank
-    (by rank 0 alone for an error every rank shares).
+    (by rank 0 alone for an error every rank shares). ``who()`` names the rank in that report
+    when "rank N" says too little (a comparison's rank adds the runs it trains).
     """
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
@@ -196,7 +197,7 @@ def worker(group: Group):
     except SystemExit as exc:  # a status the run chose (130: interrupted, checkpoint written)
         status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException as exc:
-        status, message, secondary = classify(exc, group.rank)
+        status, message, secondary = classify(exc, group.rank, who() if who else None)
         if not launched_by_vizlab():
             if isinstance(exc, SharedError) and group.rank != 0:
                 _leave(status)
@@ -227,30 +228,31 @@ def _leave(status: int) -> None:
     os._exit(status)
 
 
-def classify(exc: BaseException, rank: int) -> tuple[int, str, bool]:
-    """(exit status, one line naming the rank and the cause, whether it only echoes another
-    rank's failure: a lost connection or a collective that timed out)."""
+def classify(exc: BaseException, rank: int, who: str | None = None) -> tuple[int, str, bool]:
+    """(exit status, one line naming the rank (``who``, default "rank N") and the cause, whether
+    it only echoes another rank's failure: a lost connection or a collective that timed out)."""
     import torch.distributed as dist
 
     first = re.sub(r"^\[[^\]]*:\d+\]\s*", "", (str(exc).strip().splitlines() or [""])[0])
+    who = who or f"rank {rank}"
     if isinstance(exc, SharedError):
         return 2, str(exc), False
     if isinstance(exc, VizlabError):
-        return 2, f"rank {rank}: {exc}", False
+        return 2, f"{who}: {exc}", False
     if isinstance(exc, KeyboardInterrupt):
-        return 130, f"rank {rank} interrupted", False
+        return 130, f"{who} interrupted", False
     if isinstance(exc, Terminated):
-        return 143, f"rank {rank} {exc}", True
+        return 143, f"{who} {exc}", True
     if isinstance(exc, RuntimeError) and ("timed out" in first.lower()
                                           or "timeout" in first.lower()):
         limit = os.environ.get(TIMEOUT_ENV, f"{DEFAULT_TIMEOUT:g}")
-        return 1, (f"rank {rank} gave up waiting for the other processes after {limit} s "
+        return 1, (f"{who} gave up waiting for the other processes after {limit} s "
                    f"({TIMEOUT_ENV}): {first}"), True
     if isinstance(exc, getattr(dist, "DistError", ())) or any(
             s in first for s in ("Connection closed by peer", "Connection reset by peer",
                                  "Broken pipe")):
-        return 1, f"rank {rank} lost contact with another process: {first}", True
-    return 1, f"rank {rank} failed: {type(exc).__name__}: {first}", False
+        return 1, f"{who} lost contact with another process: {first}", True
+    return 1, f"{who} failed: {type(exc).__name__}: {first}", False
 
 
 def write_error_file(rank: int, code: int, message: str, secondary: bool, tb: str) -> None:

@@ -99,6 +99,9 @@ def explain_failures(failures: Mapping[int, object]) -> Outcome:
         if info:
             status, message = int(info["exit"]), str(info["message"])
             secondary, when, tb = bool(info["secondary"]), float(info["time"]), info["traceback"]
+        elif exitcode == INTERRUPTED:  # stopped by Ctrl-C (its own, or passed on by another
+            # rank) at a step boundary; rank 0 said where the checkpoints are
+            status, secondary, when, tb, message = INTERRUPTED, False, float("inf"), "", ""
         elif exitcode < 0:  # SIGTERM and SIGKILL come from the agent stopping the others
             status, when, tb = 1, float("inf"), ""
             secondary = -exitcode in (signal.SIGTERM, signal.SIGKILL)
@@ -134,8 +137,8 @@ def worker_argv(ctx, skip: tuple[str, ...] = ("nproc",)) -> list[str]:
         if param.name in skip or source in (None, click.core.ParameterSource.DEFAULT):
             continue
         value = ctx.params[param.name]
-        if isinstance(param, click.Argument):
-            argv.insert(1, str(value))
+        if isinstance(param, click.Argument):  # nargs=-1 gives a tuple
+            argv[1:1] = [str(v) for v in (value if isinstance(value, tuple) else (value,))]
         elif getattr(param, "is_flag", False):
             if value:
                 argv.append(param.opts[0])
