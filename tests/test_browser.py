@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -42,9 +43,10 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 ENV = "mlp-mnist-short-run"
 
 
-@pytest.fixture
-def dashboard(tmp_path, monkeypatch):
-    """vizlab's server on a free port holding the env of a finished short run; stopped after."""
+@contextmanager
+def started_server(tmp_path, monkeypatch):
+    """`vizlab server start` on a free port, its state under tmp_path; its URL; stopped after.
+    Shared by every browser test."""
     assets.ensure_static()
     monkeypatch.setenv("VIZLAB_STATE_DIR", str(tmp_path / "state"))
     port = free_port()
@@ -52,7 +54,15 @@ def dashboard(tmp_path, monkeypatch):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     try:
-        url = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def dashboard(tmp_path, monkeypatch):
+    """vizlab's server on a free port holding the env of a finished short run; stopped after."""
+    with started_server(tmp_path, monkeypatch) as url:
         # A real run on the MNIST that vizlab ships (unpacked into a fresh data dir).
         run = subprocess.run(
             [sys.executable, "-m", "vizlab", "run", "mlp", "--data-dir", str(tmp_path / "data"),
@@ -61,8 +71,6 @@ def dashboard(tmp_path, monkeypatch):
             capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert run.returncode == 0, run.stderr
         yield url
-    finally:
-        srv.stop()
 
 
 def _browser(tmp_path: Path):

@@ -14,12 +14,16 @@ import sys
 from urllib.parse import urlparse
 
 import pytest
-from conftest import free_port
 from idxdata import write_idx_dataset
-from test_browser import CHROMEDRIVER, CHROMIUM, LOCAL_HOSTS, _browser, _network, selenium
-
-from vizlab.server import assets
-from vizlab.server import lifecycle as srv
+from test_browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    LOCAL_HOSTS,
+    _browser,
+    _network,
+    selenium,
+    started_server,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,14 +35,7 @@ ENV = "grid-with-bands"
 
 @pytest.fixture
 def compare_dashboard(tmp_path, monkeypatch):
-    assets.ensure_static()
-    monkeypatch.setenv("VIZLAB_STATE_DIR", str(tmp_path / "state"))
-    port = free_port()
-    out = subprocess.run([sys.executable, "-m", "vizlab", "server", "start", "--port", str(port)],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with started_server(tmp_path, monkeypatch) as url:
         data = write_idx_dataset(tmp_path / "data", n_train=192, n_test=64)
         run = subprocess.run(
             [sys.executable, "-m", "vizlab", "compare", "mlp", "--activation", "relu,sigmoid",
@@ -48,8 +45,6 @@ def compare_dashboard(tmp_path, monkeypatch):
             capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert run.returncode == 0, run.stderr
         yield url
-    finally:
-        srv.stop()
 
 
 def test_compare_dashboard_renders_bands_ranking_and_parcoords(compare_dashboard, tmp_path):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 from conftest import free_port
-from test_browser import CHROMEDRIVER, CHROMIUM, _browser, _network, selenium
+from test_browser import CHROMEDRIVER, CHROMIUM, _browser, _network, selenium, started_server
 
 from vizlab.report import visdom_client as vc
 from vizlab.server import assets
@@ -74,13 +74,11 @@ async function attempt(name, request) {{
 @pytest.fixture
 def servers(tmp_path, monkeypatch):
     """vizlab's server on a free port (a victim env drawn), and the attacker's page on another."""
-    assets.ensure_static()
-    monkeypatch.setenv("VIZLAB_STATE_DIR", str(tmp_path / "state"))
-    port = free_port()
-    out = subprocess.run([sys.executable, "-m", "vizlab", "server", "start", "--port", str(port)],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    target = f"http://127.0.0.1:{port}"
+    with started_server(tmp_path, monkeypatch) as target:
+        yield from _attack_page(target)
+
+
+def _attack_page(target):
     page = ATTACK.format(target=target, pane=PANE, pane_js=json.dumps(PANE)).encode()
 
     class Attacker(http.server.BaseHTTPRequestHandler):
@@ -104,7 +102,6 @@ def servers(tmp_path, monkeypatch):
     finally:
         httpd.shutdown()
         httpd.server_close()
-        srv.stop()
 
 
 def test_other_origin_cannot_write_but_the_dashboard_works(servers, tmp_path):
