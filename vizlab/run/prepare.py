@@ -135,8 +135,9 @@ def prepare_run(cfg: RunConfig, group=None, device=None, splits=None,
                                   "larger --batch-size")
             state = TrainState(cfg, model, per_epoch, checkpoint, memory_format=layout)
             if state.progress.epoch > cfg.epochs:
-                raise VizlabError(f"{cfg.resume} already trained {state.progress.epoch - 1} "
-                                  "epochs; pass a larger --epochs to train longer")
+                done = state.progress.epoch - 1
+                raise VizlabError(f"{cfg.resume} already trained {done} epoch{'s' * (done != 1)}; "
+                                  "pass a larger --epochs to train longer")
     except BaseException:
         if resumed is not None:
             resumed.unlock()
