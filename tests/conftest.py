@@ -156,3 +156,16 @@ def visdom_server(tmp_path_factory):
     server = start_visdom(tmp_path_factory.mktemp("visdom-envs"))
     yield server
     stop_visdom(server)
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """The pids whose command line contains ``text`` (processes a test must not leave behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(
+                    errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import vizlab
+from conftest import processes_mentioning, vizlab
 from idxdata import write_idx_dataset
 
 from vizlab.compare.dealing import deal, deal_variants, forward_flops, share_label
@@ -67,18 +67,6 @@ def step_losses(run_dir: Path) -> list[float]:
 
 def kinds(run_dir: Path) -> list[str]:
     return [e.kind for e in read_events(run_dir)]
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(
-                    errors="replace"):
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
 
 
 # -- one dashboard, the same results as one process --------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import processes_mentioning
 from idxdata import write_idx_dataset
 
 from vizlab.cli import main
@@ -110,18 +111,6 @@ def test_two_processes_match_one(data_dir, tmp_path):
     state = torch.load(two / "checkpoint.pt", weights_only=False)
     assert state["model"].keys() == torch.load(one / "checkpoint.pt", weights_only=False)[
         "model"].keys()
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(
-                    errors="replace"):
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_ctrl_c_stops_every_rank_and_resume_under_torchrun_matches(data_dir, tmp_path):
