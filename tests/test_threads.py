@@ -52,7 +52,8 @@ def test_contention_drops_a_thread_and_its_end_brings_it_back():
     cpu.per_step = {2: 0.020, 1: 0.0085}  # another process takes a core: the pool collapses
     used = cpu.train(policy, 4)
     assert used[-1] == 1  # within a probe or two of the jump
-    assert cpu.train(policy, 100)[-1] == 1  # probes back to 2 do not stick while it is busy
+    busy = cpu.train(policy, 100)
+    assert busy[-2:].count(1) >= 1 and busy.count(1) >= 95  # probes of 2 do not stick
     cpu.per_step = {2: 0.005, 1: 0.008}  # the other process ends
     used = cpu.train(policy, 100)
     assert used[-1] == 2 and used[-30:].count(2) >= 29  # back at 2, probing 1 now and then
@@ -66,3 +67,24 @@ def test_short_stretches_are_ignored_and_one_core_never_switches():
     single = cpu.policy(max_threads=1)
     cpu.train(single, 20)
     assert single.n == 1 and not cpu.set_calls
+
+
+
+def test_jumpy_steps_at_the_best_count_back_off_their_probes():
+    """A busy machine: one thread is best but its steps are noisy (every third stretch three
+    times as slow). Probes of the collapsing two-thread pool back off: the time they cost stays
+    a small share of the run. Stretches are cut at half a second, as the engine cuts them."""
+    per_step = {2: 0.040, 1: 0.008}
+    now, lost, used = 0.0, 0.0, []
+    policy = AdaptiveThreads(2, lambda n: None, clock=lambda: now, probe_every=15.0,
+                             first_probe=1.0, min_gap=2.0)
+    for i in range(600):  # about 5 minutes
+        n = policy.n
+        steps = min(64, max(8, int(0.5 / per_step[n])))
+        seconds = steps * per_step[n] * (3.0 if i % 3 == 2 else 1.0)
+        now += seconds
+        lost += seconds - steps * per_step[1] * (3.0 if i % 3 == 2 else 1.0)
+        used.append(n)
+        policy.observe(steps, seconds)
+    assert used.index(1) <= 3  # the first look around: after three half-second stretches
+    assert lost / now < 0.03, (lost, now, used[2:].count(2))

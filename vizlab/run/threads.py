@@ -19,6 +19,11 @@ from collections.abc import Callable
 MIN_STEPS = 8  # shorter stretches (an epoch's tail) say too little to judge by
 JUMP = 1.5  # a step this much slower than the best seen at this count: look around at once
 PROBE_EVERY = 15.0  # seconds between probes on a steady machine
+FIRST_PROBE = 1.0  # seconds into training: a run started on a busy machine finds out soon
+# At least this long between two probes, however jumpy the steps: on a busy machine the step time
+# at the best count is noisy, and a probe of a count the contention collapses costs a stretch.
+# Every probe that loses doubles the gap (up to PROBE_EVERY); a probe that wins resets it.
+MIN_GAP = 2.0
 EMA = 0.5  # weight of the newest stretch in a count's recent step time
 
 
@@ -52,14 +57,18 @@ class AdaptiveThreads:
     """
 
     def __init__(self, max_threads: int, set_threads: Callable[[int], None],
-                 clock: Callable[[], float] = time.monotonic, probe_every: float = PROBE_EVERY):
+                 clock: Callable[[], float] = time.monotonic, probe_every: float = PROBE_EVERY,
+                 first_probe: float = FIRST_PROBE, min_gap: float = MIN_GAP):
         self.counts = thread_counts(max_threads)
-        self._set, self._clock, self.probe_every = set_threads, clock, probe_every
+        self._set, self._clock = set_threads, clock
+        self.probe_every, self.min_gap = probe_every, min_gap
         self.n = self.counts[0]
         self.recent: dict[int, float] = {}  # thread count -> recent seconds a step
         self.best: dict[int, float] = {}  # thread count -> best recent seconds a step
         self._probing_from: int | None = None
-        self._next_probe = clock() + probe_every / 5  # the first look around comes early
+        self._next_probe = clock() + first_probe  # the first look around comes early
+        self._last_probe = float("-inf")
+        self._gap = min_gap
         self.switches = 0
 
     @classmethod
@@ -82,9 +91,13 @@ class AdaptiveThreads:
             home, self._probing_from = self._probing_from, None
             if self.recent[home] <= self.recent[n]:
                 self._use(home)
+                self._gap = min(2 * self._gap, self.probe_every)
+            else:
+                self._gap = self.min_gap
             self._next_probe = now + self.probe_every
-        elif now >= self._next_probe or self.recent[n] > JUMP * self.best[n]:
-            self._probing_from = n
+        elif now >= self._next_probe or (self.recent[n] > JUMP * self.best[n]
+                                         and now - self._last_probe >= self._gap):
+            self._probing_from, self._last_probe = n, now
             self._use(self._neighbour(n))
 
     def _neighbour(self, n: int) -> int:
