@@ -96,7 +96,7 @@ def test_commands_parse(text, action, rate, factor):
     ("lr 1 2", "one value"), ("lr abc", "not a number"), ("lr -0.1", "above 0"),
     ("lr 0", "above 0"), ("lr nan", "above 0"), ("lr inf", "above 0"), ("lr 1000", "at most"),
     ("lr x0", "above 0"), ("lr x1e9", "at most"), ("stop now", "takes no value"),
-    ("drop", "one variant"), ("lr " + "1" * 300, "too long")])
+    ("drop", "a variant's name"), ("lr " + "1" * 300, "too long")])
 def test_bad_commands_are_refused_with_one_line(text, message):
     with pytest.raises(ControlError, match=message) as info:
         parse_command(text)
@@ -264,3 +264,8 @@ def test_refusals_are_recorded(data_dir):
         ("lr 0.1", False, "the run has ended")]
     assert sink.events.index(answers[-1]) < sink.events.index(sink.of(RunEnded)[0])
     assert rates(sink) == [0.01] * STEPS
+
+
+def test_drop_takes_a_variant_name_with_spaces_whole():
+    c = parse_command("drop  activation=relu   lr=0.1")
+    assert (c.action, c.variant) == ("drop", "activation=relu lr=0.1")

@@ -3,7 +3,7 @@ buttons and types a learning rate, as a user would; the run's log says what happ
 
 Needs Debian's `chromium` and `chromium-driver` and the `selenium` package; skipped otherwise.
 Set VIZLAB_CONTROL_PNG=path to also write a screenshot of the control pane there
-(docs/control-pane.png).
+(docs/control-pane.png), VIZLAB_COMPARE_PNG=path the comparison's (docs/compare-control-pane.png).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,15 @@ def records(run_dir: Path) -> list[dict]:
 def answer(run_dir: Path, command: str) -> dict | None:
     return next((r for r in records(run_dir)
                  if r["event"] == "control" and r["command"] == command), None)
+
+
+def window(server, win: str, env: str) -> dict | None:
+    """A window's content as the server holds it; None while it has none (the sink replaces
+    windows whole: a read can fall between two draws)."""
+    try:
+        return json.loads(server.client().get_window_data(win, env))["content"]
+    except ValueError:
+        return None
 
 
 @pytest.fixture
@@ -132,8 +142,8 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
         assert resumed["step"] == paused["step"]  # the step counter held until Resume
         wait_for(lambda: max(r["step"] for r in records(run_dir) if r["event"] == "train_steps")
                  > paused["step"] + 1, what="training to go on")
-        marks = wait_for(lambda: [t for t in json.loads(server.client().get_window_data(
-            "lr", NAME))["content"]["data"] if t["name"] == "changed by a command"],
+        marks = wait_for(lambda: [t for t in (window(server, "lr", NAME) or {"data": []})[
+            "data"] if t["name"] == "changed by a command"],
             what="the mark on the learning-rate window")
         assert marks[0]["x"] == [paused["step"] + 1] and marks[0]["y"] == [0.005]
 
@@ -162,4 +172,73 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
     pane = json.loads(server.client().get_window_data(control_win(NAME), NAME))
     assert [r["value"].strip() for r in pane["content"] if r["name"] == "state"] == ["stopped"]
     assert errors == []
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_drop_a_variant_from_the_comparison_dashboard(tmp_path):
+    """In a real comparison, the comparison pane's Drop button ends that variant alone
+    ("stopped", checkpointed); the others train on, and the ranking marks it."""
+    assets.ensure_static()
+    server = start_visdom(tmp_path)
+    data = write_idx_dataset(tmp_path / "data", n_train=6400, n_test=100)
+    comparison, env = tmp_path / "runs" / "cmp", "cmp"
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vizlab", "compare", "mlp", "--activation", "relu,tanh",
+             "--data-dir", str(data), "--epochs", "10000", "--batch-size", "32", "--optimizer",
+             "sgd", "--lr", "0.01", "--schedule", "none", "--runs-dir", str(tmp_path / "runs"),
+             "--name", "cmp", "--visdom-url", server.url, "--progress", "off"],
+            stdout=out, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    driver = None
+    try:
+        win = control_win(env)
+        wait_for(lambda: proc.poll() is not None or server.client().win_exists(win, env), 120,
+                 "the comparison's dashboard")
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
+        driver = _browser(tmp_path)
+        driver.get(f"{server.url}/env/{env}")
+        field = lambda name: driver.execute_script(FIELD, name)
+        wait_for(lambda: field("tanh") is not None and field("relu") is not None,
+                 what="the comparison's control pane")
+        field("tanh").click()
+        tanh, relu = comparison / "tanh-seed0", comparison / "relu-seed0"
+        dropped = wait_for(lambda: answer(tanh, "drop tanh"), what="the drop in tanh's log")
+        assert dropped["accepted"] and dropped["source"] == "dashboard"
+        wait_for(lambda: records(tanh)[-1]["event"] == "run_ended", what="tanh's end")
+        at = max(r["step"] for r in records(relu) if r["event"] == "train_steps")
+        wait_for(lambda: max(r["step"] for r in records(relu) if r["event"] == "train_steps")
+                 > at + 64, what="relu training on")
+        wait_for(lambda: field("tanh") is not None and field("tanh").tag_name == "input"
+                 and field("tanh").get_attribute("value").strip() == "stopped",
+                 what="the pane showing tanh stopped")
+        assert field("relu").tag_name == "button"  # relu can still be dropped
+        if os.environ.get("VIZLAB_COMPARE_PNG"):
+            pane = driver.execute_script(
+                "return arguments[0].closest('.react-grid-item')", field("relu"))
+            pane.screenshot(os.environ["VIZLAB_COMPARE_PNG"])
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        proc.send_signal(signal.SIGINT)  # relu: interrupted
+        assert proc.wait(120) == 130, (tmp_path / "stderr").read_text()
+        ranking = json.loads(server.client().get_window_data("cmp_summary", env))["content"]
+        pane = json.loads(server.client().get_window_data(win, env))
+    finally:
+        if driver is not None:
+            driver.quit()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stop_visdom(server)
+    assert errors == []
+    ended = records(tanh)[-1]
+    assert ended["status"] == "stopped" and ended["step"] == dropped["step"]
+    assert (tanh / "checkpoint.pt").is_file()
+    summary = json.loads((comparison / "comparison.json").read_text())
+    assert {r["variant"]: r["status"] for r in summary["variants"]} == \
+        {"relu": "interrupted", "tanh": "stopped"}
+    row = {name: next(r for r in ranking.split("<tr")[2:] if f">{name}</td>" in r)
+           for name in ("tanh", "relu")}
+    assert ">stopped</td>" in row["tanh"] and ">interrupted</td>" in row["relu"]  # marked
+    rows = {r["name"]: (r["type"], r["value"].strip()) for r in pane["content"]}
+    assert rows["tanh"] == ("text", "stopped") and rows["relu"] == ("text", "interrupted")
+    assert rows["comparison"] == ("text", "interrupted")  # ended: no buttons left
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)

@@ -92,6 +92,7 @@ def test_a_comparison_and_its_replay_draw_the_same_windows_on_this_visdom(visdom
         "cmp_test_loss": ("plot", "test loss (mean per sample)"),
         "cmp_activations": ("plot", "activations (solid) and the gradients training uses (dotted)"),
         "cmp_summary": ("text", "ranking"),
+        "control": ("properties", "control (read-only)"),  # the pane to drop variants with
     }  # short titles: the env already names the comparison
     points = {win: [(name, n) for name, _, n in traces] for win, (_, _, traces) in live.items()}
     assert points["cmp_train_loss"] == [("relu", STEPS), ("tanh", STEPS)]

@@ -76,10 +76,10 @@ def parse_command(text: str, *, source: str = "", origin: str = "",
             raise ControlError("lr takes one value: a rate (0.001, 1e-3) or a factor (x0.5)")
         rate, factor = parse_rate(args[0])
         return Command("lr", rate=rate, factor=factor, **kw)
-    if action == "drop":
-        if len(args) != 1:
-            raise ControlError("drop takes one variant name (see the comparison's ranking)")
-        return Command("drop", variant=args[0], **kw)
+    if action == "drop":  # a variant's name may have spaces ("activation=relu lr=0.1")
+        if not args:
+            raise ControlError("drop takes a variant's name (see the comparison's ranking)")
+        return Command("drop", variant=" ".join(args), **kw)
     if args:
         raise ControlError(f"{action} takes no value; got {' '.join(args)!r}")
     return Command(action, **kw)

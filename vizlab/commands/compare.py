@@ -73,23 +73,31 @@ def compare(ctx, models, repeats, sequential, max_variants, target, stale_after,
         return compare_in_processes(ctx, group, nproc, sequential, target, lambda: _variants(
             models[0], options, repeats, max_variants))
     from vizlab.compare.comparison import Comparison
+    from vizlab.control import Inbox
     from vizlab.report.compare_console import CompareConsole
+    from vizlab.run.control_files import watching
     from vizlab.run.engine import StopFlag
     from vizlab.run.training import sigint_requests_stop
 
     variants = _variants(models[0], options, repeats, max_variants)
     first = variants[0].cfg
     name = comparison_name(variants)
+    inbox = Inbox() if first.control else None  # drop VARIANT, from the pane or `vizlab control`
     comparison = Comparison(variants, first.runs_dir, name, sequential=sequential,
-                            env=first.env, target=target)
+                            env=first.env, target=target, inbox=inbox)
     labels = {v.slug: (v.name if repeats == 1 else f"{v.name} (seed {v.cfg.seed})")
               for v in variants}
     stop = StopFlag()
     screen = CompareConsole(list(labels.values()), first.epochs, first.progress)
     comparison.prepare()  # every variant checked before anything is written
-    board = _dashboard(first, comparison, variants) if first.visdom else None
+    board = _dashboard(first, comparison, variants, inbox) if first.visdom else None
 
     def forward(entry, event):
+        if entry is None:  # the comparison's answer to a command no run could take
+            screen.handle(None, event)
+            if board is not None:
+                board.handle_comparison(event)
+            return
         screen.handle(labels[entry.variant.slug], event)
         if board is not None:
             board.handle_variant(entry.variant.name, entry.variant.cfg.seed, event)
@@ -106,7 +114,7 @@ def compare(ctx, models, repeats, sequential, max_variants, target, stale_after,
                              f"{comparison.dir}", markup=False)
         screen.start()
         try:
-            with sigint_requests_stop(stop):
+            with sigint_requests_stop(stop), watching(comparison.dir, inbox):
                 comparison.run()
         finally:
             screen.close()
@@ -139,10 +147,12 @@ def comparison_name(variants) -> str:
     return variants[0].cfg.name or f"compare-{axes}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def _dashboard(cfg, comparison, variants):
+def _dashboard(cfg, comparison, variants, inbox=None):
+    """The comparison's live dashboard; its control pane's commands go into ``inbox``."""
     from vizlab.report.compare_board import CompareBoard, board_for
     from vizlab.run.training import open_dashboard
 
     url = open_dashboard(cfg, comparison.env)
-    return CompareBoard(url, comparison.env,
-                        board_for(variants, comparison.dir.name, comparison.target))
+    board = board_for(variants, comparison.dir.name, comparison.target, comparison.env,
+                      steering=cfg.control)
+    return CompareBoard(url, comparison.env, board, inbox)

@@ -76,6 +76,7 @@ def train_share(group, variants: list, sequential: bool, target: float | None,
     from vizlab.compare.comparison import Comparison
     from vizlab.compare.dealing import deal_variants, share_label
     from vizlab.compare.ranks import local_world_size, rank_threads
+    from vizlab.control import Inbox
     from vizlab.run.prepare import prepare_run
 
     first = variants[0].cfg
@@ -83,7 +84,8 @@ def train_share(group, variants: list, sequential: bool, target: float | None,
     mine = shares[group.rank]
     name[0] = f"rank {group.rank} ({share_label(variants, mine)})"
     comparison = Comparison(variants, first.runs_dir, group.from_rank0(
-        lambda: comparison_name(variants)), sequential=sequential, env=first.env, target=target)
+        lambda: comparison_name(variants)), sequential=sequential, env=first.env, target=target,
+        inbox=Inbox() if first.control else None)  # commands for this rank's runs
     # The data, split with the first run's seed as one process splits it, on this rank's device.
     data = prepare_run(first.replace(runs_dir=str(comparison.dir), name=variants[0].slug), group,
                        adaptive_threads=False)
@@ -101,6 +103,7 @@ class _Rank:
     def __init__(self, group, comparison, mine: list[int], shares: list[list[int]]):
         from vizlab.compare.ranks import RemoteRuns
         from vizlab.compare.relay import Relay
+        from vizlab.control import Inbox
         from vizlab.report.compare_console import CompareConsole
         from vizlab.run.engine import StopFlag
 
@@ -109,7 +112,11 @@ class _Rank:
         self.index = {v.slug: i for i, v in enumerate(variants)}
         self.main = group.is_main
         self.stop = StopFlag()
-        self.relay = Relay.for_group(group, self.stop, self._delivered if self.main else None)
+        # Steering: rank 0's doors (pane, control folder) fill ``doors``; the relay passes each
+        # command on to the ranks that train the variant it names.
+        self.doors = Inbox() if self.main and comparison.inbox is not None else None
+        self.relay = Relay.for_group(group, self.stop, self._delivered if self.main else None,
+                                     local=comparison.inbox, doors=self.doors, route=self._route)
         self.remote = self.screen = self.board = None
         if self.main:
             first = variants[0].cfg
@@ -120,9 +127,24 @@ class _Rank:
             self.remote = RemoteRuns(variants, comparison.dir, mine)
 
     # -- events ---------------------------------------------------------------------------------
+    def _route(self, command) -> list[int]:
+        """The ranks that train runs of the variant ``command`` names (rank 0, which answers,
+        when none does)."""
+        from vizlab.compare.steering import matches
+
+        ranks = [r for r, share in enumerate(self.shares)
+                 if any(matches(self.variants[i], command.variant) for i in share)]
+        return ranks if command.action == "drop" and ranks else [0]
+
     def _forward(self, entry, event) -> None:
-        """An event of one of this rank's runs (called from its training loop)."""
-        if self.main:
+        """An event of one of this rank's runs (called from its training loop); ``entry`` None:
+        this rank's comparison answering a command no run took."""
+        if entry is None:
+            if self.main:
+                self.screen.handle(None, event)
+                if self.board is not None:
+                    self.board.handle_comparison(event)
+        elif self.main:
             self._show(entry.variant, event)
         else:
             self.relay.post(self.index[entry.variant.slug], event)
@@ -140,13 +162,14 @@ class _Rank:
 
     # -- the comparison -------------------------------------------------------------------------
     def train(self) -> str:
+        from vizlab.run.control_files import watching
         from vizlab.run.training import sigint_requests_stop
 
         self.group.from_rank0(self._open)  # before any rank writes under the comparison dir
         started = time.monotonic()
         status, together = "failed", False
         try:
-            with sigint_requests_stop(self.stop):
+            with sigint_requests_stop(self.stop), watching(self.comparison.dir, self.doors):
                 self._train_here()
                 if self.main:
                     self.relay.wait_for_ranks()
@@ -171,7 +194,8 @@ class _Rank:
         from vizlab.compare.dealing import share_label
 
         first = self.variants[0].cfg
-        self.board = _dashboard(first, self.comparison, self.variants) if first.visdom else None
+        self.board = _dashboard(first, self.comparison, self.variants, self.doors) \
+            if first.visdom else None
         try:
             self.comparison.open_dir()
         except BaseException:

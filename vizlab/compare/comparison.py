@@ -16,9 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vizlab.compare.steering import ComparisonHelm
 from vizlab.compare.summary_files import render_files
 from vizlab.compare.target import default_target
 from vizlab.compare.variants import Variant
+from vizlab.control import Inbox
 from vizlab.events import EpochEnd, Event, RunEnded
 from vizlab.names import check_name
 from vizlab.run.rundir import RunDir
@@ -47,6 +49,7 @@ class Entry:
     epochs: list[EpochEnd] = field(default_factory=list)
     params: int = 0
     rundir: Any = None  # its RunDir, locked while it trains
+    inbox: Inbox = field(default_factory=Inbox)  # its engine's commands (vizlab.compare.steering)
 
 
 class _Tap:
@@ -73,8 +76,8 @@ def _advance(entry: Entry) -> bool:
     try:
         next(entry.steps)
         return True
-    except StopIteration:
-        entry.engine.finish("interrupted" if entry.engine.stopped else "finished")
+    except StopIteration:  # a dropped variant ends "stopped", Ctrl-C "interrupted"
+        entry.engine.finish(entry.engine.stop_status if entry.engine.stopped else "finished")
     except FloatingPointError as exc:  # one diverging variant does not end the comparison
         entry.engine.finish("failed", str(exc))
     return False
@@ -83,10 +86,12 @@ def _advance(entry: Entry) -> bool:
 class Comparison:
     """Variants trained side by side into one comparison dir under ``runs_dir``: each variant an
     ordinary run dir (prepared, checkpointed and resumable like any run), plus comparison.json
-    and comparison.csv."""
+    and comparison.csv. ``inbox``: the commands of the comparison's doors (drop VARIANT,
+    vizlab.compare.steering), looked at between lockstep rounds; None when nobody steers."""
 
     def __init__(self, variants: list[Variant], runs_dir: str | Path, name: str,
-                 sequential: bool = False, env: str | None = None, target: float | None = None):
+                 sequential: bool = False, env: str | None = None, target: float | None = None,
+                 inbox: Inbox | None = None):
         check_name("--name", name)
         self.variants, self.sequential = variants, sequential
         self.runs_dir, self.name = Path(runs_dir), name
@@ -95,6 +100,8 @@ class Comparison:
         # --target: the test accuracy whose time to reach is ranked (default: the dataset's).
         self.target = target if target is not None else default_target(variants[0].cfg.dataset)
         self.entries: list[Entry] = []
+        self.inbox = inbox
+        self.helm: ComparisonHelm | None = None
         self._prepared: list = []  # vizlab.run.prepare.Prepared, one per variant
         self.rundir: RunDir | None = None
         self.status = "unfinished"
@@ -125,13 +132,16 @@ class Comparison:
             self.release()
             raise
 
-    def open(self, forward: Callable[[Entry, Event], None], stop, create_dir: bool = True) -> None:
+    def open(self, forward: Callable[[Entry | None, Event], None], stop,
+             create_dir: bool = True) -> None:
         """Create the comparison dir (unless ``create_dir`` is False: a distributed comparison's
         rank 0 did) and every prepared variant's run dir (each locked), and their engines."""
         from vizlab.report import Reporter
         from vizlab.report.runlog import RunLogSink
         from vizlab.run.prepare import build_engine, run_started_event
 
+        if self.inbox is not None:  # a command no run can answer: shown as a variant-less event
+            self.helm = ComparisonHelm(self.inbox, lambda event: forward(None, event))
         if create_dir:
             self.open_dir()
         try:
@@ -142,7 +152,7 @@ class Comparison:
                 self.entries.append(entry)
                 run_dir.write_config(prep.cfg)
                 reporter = Reporter([RunLogSink(run_dir.path), _Tap(entry, forward)])
-                entry.engine = build_engine(prep, run_dir, reporter, stop)
+                entry.engine = build_engine(prep, run_dir, reporter, stop, inbox=entry.inbox)
                 reporter.handle(run_started_event(entry.engine, run_dir))
                 reporter.handle(entry.engine.sample_set_event())
                 entry.steps = entry.engine.steps()
@@ -198,7 +208,7 @@ class Comparison:
         if self.sequential:
             for entry in self.entries:
                 while _advance(entry):
-                    pass
+                    self._steer()
             return
         groups: dict[int, list[Entry]] = {}
         for entry in self.entries:
@@ -210,6 +220,12 @@ class Comparison:
                 while active:
                     active = [e for e in active
                               if e.engine.progress.epoch <= epoch and _advance(e)]
+                    self._steer()
+
+    def _steer(self) -> None:
+        """Between two rounds: hand the doors' commands (drop VARIANT) to the runs."""
+        if self.helm is not None and self.inbox.pending:
+            self.helm.obey(self.entries)
 
     # -- results -------------------------------------------------------------------------------
     def results(self) -> list[dict[str, Any]]:
@@ -234,6 +250,7 @@ class Comparison:
             "axes": sorted({k for v in self.variants for k in v.axes}),
             "sequential": self.sequential, "target": self.target, "statistics": METHOD,
             "controlled": True, "differences": {},
+            "steering": self.variants[0].cfg.control,  # it took commands (drop VARIANT)
             "activations": list(activation_axis(self.variants)),
             "members": [{"variant": v.name, "seed": v.cfg.seed, "run_dir": v.slug,
                          "axes": v.axes} for v in self.variants]}

@@ -12,6 +12,9 @@ Mailbox layout (under the prefix ``vizlab-compare/``):
   rank from a lost one by it (``VIZLAB_DIST_TIMEOUT`` seconds without a beat: lost);
 - ``stop``: set by the first rank asked to stop (Ctrl-C): every rank then stops at its next step
   boundary and checkpoints;
+- ``cmd/R/K``: the K-th steering command (vizlab.control, JSON) rank 0 passes on to rank R: the
+  comparison's doors listen on rank 0 alone, and a ``drop VARIANT`` goes to the ranks that train
+  that variant's runs (vizlab.compare.steering);
 - ``end``: rank 0's word that the comparison is summed up, with its status (and whether every
   rank is alive to meet at a last barrier: rank 0 may host the store, and must not leave before
   the others have read the word).
@@ -26,7 +29,9 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict, fields
 
+from vizlab.control import Command, Inbox
 from vizlab.events import Event, RunEnded, event_from_dict
 
 INTERVAL = 0.5  # seconds between a rank's batches (and beats)
@@ -36,13 +41,22 @@ HEAVY = frozenset({"sample_set", "predictions", "histograms"})
 
 class Relay:
     """One rank's end of the mailbox. Rank 0 passes ``deliver``: it is called with (variant
-    index, event) for every event of another rank's runs, in each rank's order."""
+    index, event) for every event of another rank's runs, in each rank's order.
+
+    Steering: ``local`` is this rank's comparison inbox (what its runs are told); rank 0 also
+    passes ``doors``, the inbox its dashboard pane and control folder fill, and ``route``, which
+    names the ranks a command is for."""
 
     def __init__(self, store, rank: int, world_size: int, stop, timeout: float,
                  deliver: Callable[[int, Event], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, interval: float = INTERVAL):
+                 clock: Callable[[], float] = time.monotonic, interval: float = INTERVAL,
+                 local: Inbox | None = None, doors: Inbox | None = None,
+                 route: Callable[[Command], list[int]] | None = None):
         self.store, self.rank, self.world_size = store, rank, world_size
         self.stop, self.timeout, self.deliver = stop, timeout, deliver
+        self.local, self.doors, self.route = local, doors, route
+        self._commands_sent = {r: 0 for r in range(1, world_size)}  # rank 0: per rank
+        self._commands_taken = 0  # other ranks: the next command to take
         self.clock, self.interval = clock, interval
         self._out: list[list] = []
         self._sent = 0  # batches written
@@ -54,13 +68,14 @@ class Relay:
         self._last_tick = float("-inf")
 
     @classmethod
-    def for_group(cls, group, stop, deliver=None) -> Relay:
+    def for_group(cls, group, stop, deliver=None, local=None, doors=None, route=None) -> Relay:
         from torch.distributed import PrefixStore
         from torch.distributed.distributed_c10d import _get_default_store
 
         attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # a restart starts afresh
         return cls(PrefixStore(f"vizlab-compare/{attempt}", _get_default_store()), group.rank,
-                   group.world_size, stop, group.timeout, deliver)
+                   group.world_size, stop, group.timeout, deliver, local=local, doors=doors,
+                   route=route)
 
     # -- every rank -----------------------------------------------------------------------------
     def post(self, index: int, event: Event) -> None:
@@ -82,6 +97,7 @@ class Relay:
         self.flush()
         self.store.add(f"beat/{self.rank}", 1)
         self._sync_stop()
+        self._pass_commands()
         if self.rank == 0:
             self.drain()
 
@@ -102,6 +118,31 @@ class Relay:
         elif self.store.check(["stop"]):
             self.stop.requested = True  # every engine of this rank stops after its step
             self._stop_known = True
+
+    def _pass_commands(self) -> None:
+        """Rank 0: the doors' commands to the ranks they are for; others: take theirs."""
+        if self.rank == 0:
+            if self.doors is None or not self.doors.pending:
+                return
+            for command in self.doors.take():
+                for r in self.route(command):
+                    if r == 0:
+                        self.local.put(command)
+                    else:
+                        key = f"cmd/{r}/{self._commands_sent[r]}"
+                        self.store.set(key, json.dumps(asdict(command)))
+                        self._commands_sent[r] += 1
+            return
+        while self.local is not None:
+            key = f"cmd/{self.rank}/{self._commands_taken}"
+            if not self.store.check([key]):
+                return
+            raw = self.store.get(key)
+            self.store.delete_key(key)
+            self._commands_taken += 1
+            command = _command(raw)
+            if command is not None:
+                self.local.put(command)
 
     # -- rank 0 ---------------------------------------------------------------------------------
     def drain(self) -> None:
@@ -167,6 +208,15 @@ class Relay:
             time.sleep(POLL)
         word = json.loads(self.store.get("end"))
         return str(word["status"]), bool(word["together"])
+
+
+def _command(raw: bytes) -> Command | None:
+    """A command as rank 0 wrote it (None if it is not one)."""
+    try:
+        data = json.loads(raw)
+        return Command(**{f.name: data[f.name] for f in fields(Command)})
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class _BeatWatch:

@@ -36,7 +36,8 @@ class Splits:
     """One dataset's splits, ready for index-slice batching."""
     name: str                        # "mnist" | "fashion-mnist"
     classes: tuple[str, ...]         # "0".."9" for MNIST; Fashion-MNIST's class names
-    train_x: torch.Tensor          # float32 (N, 1, 28, 28), normalized, on the device
+    train_x: torch.Tensor          # (N, 1, 28, 28) on the device: float32, normalized; on
+                                   # CUDA uint8 ResidentImages, normalized as batches are read
     train_y: torch.Tensor          # int64 (N,), on the device
     test_x: torch.Tensor
     test_y: torch.Tensor
@@ -102,15 +103,23 @@ def _pixel_stats(images: torch.Tensor) -> tuple[float, float]:
     return float(mean), float(var.sqrt())
 
 
-def _to_device(images: torch.Tensor, mean: float, std: float, device) -> torch.Tensor:
-    # Move the uint8 pixels (4x smaller than float32), then convert in place on the device.
-    x = images.to(device).unsqueeze(1).float()
-    return x.div_(255.0).sub_(mean).div_(std)
+def _to_device(images: torch.Tensor, mean: float, std: float, device, uint8: bool):
+    """The images on ``device``: normalized float32, or (``uint8``) ResidentImages that
+    normalize each batch as it is read (vizlab.data.resident)."""
+    from vizlab.data.resident import ResidentImages, normalize
+
+    # Move the uint8 pixels (4x smaller than float32); convert on the device.
+    pixels = images.to(device).unsqueeze(1)
+    return ResidentImages(pixels, mean, std) if uint8 else normalize(pixels, mean, std)
 
 
 def load_splits(dataset: str, data_dir: str, device="cpu", limit_train: int | None = None,
-                limit_test: int | None = None, val_split: int = 0, seed: int = 0) -> Splits:
+                limit_test: int | None = None, val_split: int = 0, seed: int = 0,
+                uint8: bool | None = None) -> Splits:
     """Load `dataset` ("mnist" | "fashion-mnist") from `data_dir` onto `device`.
+
+    The images stay uint8 on the device, normalized batch by batch (`uint8`; by default on CUDA),
+    or are normalized once into float32 (by default elsewhere): the same numbers either way.
 
     val_split=N holds out N training samples, chosen by a permutation seeded with `seed`
     (the held-out ones are the end of it); the rest keep their file order. limit_train and
@@ -120,6 +129,7 @@ def load_splits(dataset: str, data_dir: str, device="cpu", limit_train: int | No
     import torch
     from torchvision import datasets
 
+    uint8 = torch.device(device).type == "cuda" if uint8 is None else uint8
     spec = prepare(dataset, data_dir)
     root = str(Path(data_dir).expanduser())
     legacy = known_datasets.raw_dir(spec, root).parent / "processed"
@@ -148,7 +158,7 @@ def load_splits(dataset: str, data_dir: str, device="cpu", limit_train: int | No
     if val_split > 0:
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
         keep, held = order[:-val_split].sort().values, order[-val_split:].sort().values
-        val_x = _to_device(train_images[held], mean, std, device)
+        val_x = _to_device(train_images[held], mean, std, device, uint8)
         val_y = train_labels[held].to(device)
         train_images, train_labels = train_images[keep], train_labels[keep]
 
@@ -156,7 +166,8 @@ def load_splits(dataset: str, data_dir: str, device="cpu", limit_train: int | No
     test_images, test_labels = test.data[:limit_test], test.targets[:limit_test]
     return Splits(
         name=spec.name, classes=spec.classes,
-        train_x=_to_device(train_images, mean, std, device), train_y=train_labels.to(device),
-        test_x=_to_device(test_images, mean, std, device), test_y=test_labels.to(device),
+        train_x=_to_device(train_images, mean, std, device, uint8),
+        train_y=train_labels.to(device),
+        test_x=_to_device(test_images, mean, std, device, uint8), test_y=test_labels.to(device),
         test_raw=test_images.clone() if limit_test else test_images,
         val_x=val_x, val_y=val_y, mean=mean, std=std)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vizlab.events import EpochEnd, Event, RunEnded, TrainSteps
+from vizlab.events import Control, EpochEnd, Event, RunEnded, TrainSteps
 from vizlab.report import window_packets as P
 from vizlab.report.bands import seed_traces
+from vizlab.report.compare_control_pane import CompareControlState, command_from_update
+from vizlab.report.control_pane import control_win
 from vizlab.report.curves import StepCurve
 from vizlab.report.parcoords import parcoords_packet
 from vizlab.report.ranking_view import ranking_packet
@@ -43,18 +45,19 @@ class VariantEvent:
 class CompareDashboard:
     """The state behind the comparison's windows (the shape VisdomSink's ``board`` expects)."""
 
-    WINDOWS = WINDOWS
-    LIGHT = tuple(w for w in WINDOWS if w not in HEAVY)
-    closed_status = None  # set by the sink at close; the comparison has no run card to show it
+    closed_status = None  # set at close (or by a replay): the control pane's status
 
     def __init__(self, variants: list[tuple[str, int]], activations: tuple[str, ...] = (),
                  title: str = "comparison", target: float | None = None,
-                 differences: dict | None = None):
+                 differences: dict | None = None, env: str | None = None,
+                 steering: bool | None = None):
         """``variants``: (name, seed) for every run, in legend order; ``target``: the accuracy
         whose time to reach is ranked; ``differences``: the data-shaping settings that differ
         between the runs (a comparison of existing runs that is not controlled). ``title`` names
         the comparison; window titles leave it out (the env shows it, and a long name in front of
-        every title ran into Plotly's toolbar)."""
+        every title ran into Plotly's toolbar). ``env`` and ``steering`` (whether it takes
+        commands) give it a control pane (vizlab.report.compare_control_pane) in that env; a
+        comparison of existing runs has none."""
         self.names = list(dict.fromkeys(name for name, _ in variants))
         self.seeds: dict[str, list[int]] = {}
         for name, seed in variants:
@@ -65,10 +68,53 @@ class CompareDashboard:
         self.epochs: dict[tuple[str, int], dict[int, EpochEnd]] = {v: {} for v in variants}
         self.ended: dict[tuple[str, int], RunEnded] = {}
         self.results: list[dict[str, Any]] | None = None
+        self.control = None if env is None or steering is None else \
+            CompareControlState(tuple(self.names), self.seeds, steering)
+        self.control_win = None if self.control is None else control_win(env)
+
+    # -- the board interface the sink reads ----------------------------------------------------
+    @property
+    def WINDOWS(self) -> tuple[str, ...]:
+        return WINDOWS + ((self.control_win,) if self.control_win else ())
+
+    @property
+    def LIGHT(self) -> tuple[str, ...]:
+        return tuple(w for w in self.WINDOWS if w not in HEAVY)
+
+    def closed(self, status: str) -> set[str]:
+        """The sink is closing: the comparison ended with ``status``; the control pane (now
+        without buttons) shows it."""
+        self.closed_status = status
+        return {self.control_win} if self.control_win else set()
+
+    def refresh_control(self) -> set[str]:
+        """The control pane, to be drawn again as it is (an edit of a row that shows state)."""
+        if self.control is None:
+            return set()
+        self.control.refresh()
+        return {self.control_win}
+
+    def command_from_update(self, message, env: str, origin: str):
+        """The command a browser event asks for (called on the sink's listener thread: it reads
+        only what never changes after construction)."""
+        if self.control_win is None:
+            return None
+        return command_from_update(message, env, self.control_win, self.control.names, origin)
 
     def apply(self, item) -> set[str]:
+        changed = self._apply(item)
+        if self.control is not None and isinstance(item, (VariantEvent, Control)):
+            variant = item if isinstance(item, VariantEvent) else None
+            if self.control.apply(variant and variant.variant, variant and variant.seed,
+                                  item.event if variant else item):
+                changed.add(self.control_win)
+        return changed
+
+    def _apply(self, item) -> set[str]:
         if isinstance(item, ComparisonResults):
             return self.finish(list(item.rows))
+        if isinstance(item, Control):  # the comparison's answer to a command no run took
+            return set()
         e, key = item.event, (item.variant, item.seed)
         if isinstance(e, TrainSteps):
             curve = self.curves.get(key)
@@ -87,9 +133,11 @@ class CompareDashboard:
         return {"cmp_summary", "cmp_parcoords"}
 
     def panes(self) -> list[P.Pane]:
-        return [p for p in (self.pane(w) for w in WINDOWS) if p is not None]
+        return [p for p in (self.pane(w) for w in self.WINDOWS) if p is not None]
 
     def pane(self, win: str) -> P.Pane | None:
+        if win is not None and win == self.control_win:
+            return P.Pane(win, False, self.control.packet(self.closed_status))
         if win not in WINDOWS:
             return None
         packet = getattr(self, "_" + win[4:])()
@@ -170,21 +218,27 @@ def activation_axis(variants) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.cfg.activation for v in variants))
 
 
-def board_for(variants, title: str, target: float | None = None) -> CompareDashboard:
+def board_for(variants, title: str, target: float | None = None, env: str | None = None,
+              steering: bool | None = None) -> CompareDashboard:
     return CompareDashboard([(v.name, v.cfg.seed) for v in variants], activation_axis(variants),
-                            title, target)
+                            title, target, env=env, steering=steering)
 
 
 class CompareBoard:
-    """The comparison's live dashboard: the Visdom sink drawing a CompareDashboard."""
+    """The comparison's live dashboard: the Visdom sink drawing a CompareDashboard; with an
+    ``inbox`` (vizlab.control), its control pane's commands go there."""
 
-    def __init__(self, url: str, env: str, board: CompareDashboard):
+    def __init__(self, url: str, env: str, board: CompareDashboard, inbox=None):
         from vizlab.report.visdom_sink import VisdomSink
 
-        self.sink = VisdomSink(url, env, board=board)
+        self.sink = VisdomSink(url, env, board=board, inbox=inbox)
 
     def handle_variant(self, name: str, seed: int, event: Event) -> None:
         self.sink.handle(VariantEvent(name, seed, event))
+
+    def handle_comparison(self, event: Event) -> None:
+        """The comparison's own answer to a command (a Control event no run logged)."""
+        self.sink.handle(event)
 
     def finish(self, rows: list, status: str = "finished") -> None:
         self.sink.handle(ComparisonResults(tuple(rows)))
@@ -218,10 +272,13 @@ def replay_comparison(comparison_dir, url=None, env=None):
     accuracy = data.get("target")
     accuracy = float(accuracy) if isinstance(accuracy, (int, float)) else None
     differences = data.get("differences") if isinstance(data.get("differences"), dict) else {}
+    env = env or data.get("env") or directory.name
+    steering = data.get("steering") if isinstance(data.get("steering"), bool) else None
     try:
         board = CompareDashboard([(str(m["variant"]), int(m["seed"])) for m in members],
                                  tuple(map(str, data.get("activations", ()))), directory.name,
-                                 accuracy, differences)
+                                 accuracy, differences, env=env, steering=steering)
+        board.closed(str(data.get("status") or "unfinished"))  # the pane as it was left
         count = 0
         for m in members:
             for event in read_events(directory / str(m["run_dir"])):
@@ -232,5 +289,4 @@ def replay_comparison(comparison_dir, url=None, env=None):
             board.pane("cmp_summary")  # a malformed ranking fails here, not in the drawing
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VizlabError(f"cannot replay {directory}: {type(exc).__name__}: {exc}") from None
-    env = env or data.get("env") or directory.name
     return ReplayResult(env, server.url, count, draw_board(board, server, env))

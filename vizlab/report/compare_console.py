@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizlab.events import EpochEnd, Event, RunEnded
+from vizlab.events import Control, EpochEnd, Event, RunEnded
 from vizlab.report.fmt import num, pct
 
 
@@ -27,7 +27,13 @@ class CompareConsole:
                               transient=False)
             self._live.start()
 
-    def handle(self, label: str, event: Event) -> None:
+    def handle(self, label: str | None, event: Event) -> None:
+        """One event of the run ``label`` (None: the comparison's own answer to a command)."""
+        if isinstance(event, Control):  # a steering command, as a run's terminal shows it
+            from vizlab.report.control_pane import describe
+
+            self.console.print(f"control: {describe(event)}", markup=False, highlight=False)
+            return
         row = self.rows[label]
         if isinstance(event, EpochEnd):
             row.update(epoch=event.epoch, train_loss=event.train_loss, test_loss=event.test_loss,

@@ -45,7 +45,7 @@ def describe(event: Control | dict) -> str:
     """One line for the terminal, the pane and `vizlab control`."""
     e = event if isinstance(event, Control) else _control_from_dict(event)
     who = f" ({e.origin or e.source})" if (e.origin or e.source) else ""
-    variant = f" [{e.variant}]" if e.variant else ""
+    variant = f" [{e.variant}]" if e.variant and e.variant not in e.command else ""
     if not e.accepted:
         return f"{e.command}{variant}: refused at step {e.step}: {e.reason}{who}"
     what = {
@@ -54,8 +54,8 @@ def describe(event: Control | dict) -> str:
         "pause": f"paused after step {e.step}",
         "resume": f"running again from step {e.step + 1}",
         "checkpoint": f"checkpoint written at step {e.step}",
-        "stop": f"stopping after step {e.step}",
-        "drop": f"dropped after step {e.step}",
+        # a dropped variant's run answers `drop VARIANT` as the stop it is
+        "stop": f"{'dropped' if e.variant else 'stopping'} after step {e.step}",
     }.get(e.action, "done")
     return f"{e.command}{variant}: {what}{who}"
 

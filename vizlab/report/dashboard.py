@@ -22,7 +22,7 @@ from vizlab.events import (
     TrainSteps,
 )
 from vizlab.report import window_packets as P
-from vizlab.report.control_pane import ControlState, fmt_rate
+from vizlab.report.control_pane import ControlState, command_from_update, fmt_rate
 from vizlab.report.curves import StepCurve
 from vizlab.report.detail_windows import (
     hist_pane,
@@ -79,6 +79,18 @@ class Dashboard:
     def LIGHT(self) -> tuple[str, ...]:
         win = self.control.win  # the control pane answers a command at once
         return LIGHT if win is None else LIGHT + (win,)
+
+    def closed(self, status: str) -> set[str]:
+        """The sink is closing with ``status`` (shown when no RunEnded came): the windows that
+        show it."""
+        self.closed_status = status
+        return {"run_card"} | ({self.control.win} if self.control.win else set())
+
+    def command_from_update(self, message, env: str, origin: str):
+        """The command a browser event asks for (called on the sink's listener thread: it reads
+        only the pane's window id, a string)."""
+        win = self.control.win
+        return None if win is None else command_from_update(message, env, win, origin)
 
     def refresh_control(self) -> set[str]:
         """The control pane, to be drawn again as it is (the user edited a row that only

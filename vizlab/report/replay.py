@@ -125,7 +125,7 @@ def replay(run_dir: Path | str, url: str | None = None,
     if not count:
         raise VizlabError(f"the run log {log.path} holds no events")
     if board.ended is None:
-        board.closed_status = "unfinished"  # still running, or killed: the log does not say
+        board.closed("unfinished")  # still running, or killed: the log does not say
     windows = draw_board(board, target, env)
     return ReplayResult(env, target.url, count, windows, log.bad)
 

@@ -62,7 +62,8 @@ class VisdomSink:
     without it, events dropped from a full queue are lost, with one warning); ``flush_log``
     pushes the run log to disk and is called, from the sink's thread, before every flush.
     ``board`` replaces the run dashboard with another model of the same shape (``apply``,
-    ``pane``, ``WINDOWS``, ``LIGHT``), e.g. the comparison's; with no log it redraws from memory.
+    ``pane``, ``WINDOWS``, ``LIGHT``, ``closed``, ``control_win``, ``command_from_update``,
+    ``refresh_control``), e.g. the comparison's; with no log it redraws from memory.
     Flushes come every ``flush_interval`` seconds, or further apart when they would take more
     than ``flush_budget`` of the time; and at once after an epoch or a steering command.
     ``inbox`` (a vizlab.control.Inbox) receives the commands of this env's control pane. A
@@ -140,13 +141,11 @@ class VisdomSink:
 
     def _browser_event(self, message: dict) -> None:
         """On the listener's thread: a command from this env's control pane into the inbox."""
-        from vizlab.report.control_pane import command_from_update
-
         win = getattr(self._board, "control_win", None)  # a str: safe to read from here
         if win is None:
             return
-        command = command_from_update(message, self.env, win,
-                                      origin=f"dashboard ({self._target.url}, env {self.env})")
+        command = self._board.command_from_update(
+            message, self.env, origin=f"dashboard ({self._target.url}, env {self.env})")
         if command is not None:
             self._inbox.put(command)
         elif message.get("eid") == self.env and message.get("target") == win \
@@ -180,8 +179,7 @@ class VisdomSink:
             try:
                 self._drain()
                 if stopping:
-                    self._board.closed_status = self._close_status
-                    self._dirty.add("run_card")
+                    self._dirty |= self._board.closed(self._close_status)
                 t0, c0 = time.perf_counter(), time.thread_time()
                 if self._viz is None:
                     if stopping or time.monotonic() >= self._retry_at:
@@ -308,7 +306,7 @@ class VisdomSink:
 
             self._board = rebuild(self.log_path.parent, self._recent, self.env)
             if final:
-                self._board.closed_status = self._close_status
+                self._board.closed(self._close_status)
         self._resync = False
         self._dirty = set(self._board.WINDOWS)
         self._drawn = set(self._board.WINDOWS)  # so that stale windows with nothing to show get closed
