@@ -185,3 +185,14 @@ def test_a_dropped_variant_stops_alone_under_nproc(data_dir, tmp_path, capsys):
     summary = json.loads((comparison / COMPARISON_JSON).read_text())
     assert {r["variant"]: r["status"] for r in summary["variants"]} == \
         {near: "interrupted", far: "stopped"}
+
+
+def test_a_comparison_with_no_control_takes_no_commands(data_dir, tmp_path, capsys):
+    code, out, err = vizlab(capsys, "compare", "mlp", "--activation", "relu,tanh", "--data-dir",
+                            data_dir, "--epochs", "1", "--runs-dir", str(tmp_path), "--name",
+                            "quiet", "--no-visdom", "--no-control", "--progress", "off")
+    assert code == 0, err
+    assert json.loads((tmp_path / "quiet" / COMPARISON_JSON).read_text())["steering"] is False
+    assert not (tmp_path / "quiet" / CONTROL_DIR).exists()
+    code, out, err = vizlab(capsys, "control", str(tmp_path / "quiet"), "drop", "tanh")
+    assert code == 2 and "has ended" in err

@@ -50,10 +50,9 @@ def _options(lists: bool):
         o("--env", help="Visdom env (default: the run name)."),
         o("--viz-histograms", is_flag=True, default=False,
           help="Weight and gradient histograms per layer each epoch."),
-    ] + ([] if lists else [  # comparisons take no steering commands (yet)
         o("--no-control", is_flag=True, default=False,
           help="Take no steering commands (the dashboard's control pane, `vizlab control`)."),
-    ])
+    ]
 
 
 def training_options(func):
