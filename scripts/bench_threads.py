@@ -1,6 +1,6 @@
 """The adaptive thread policy against fixed thread counts, on a quiet and on a busy machine.
 
-    .venv/bin/python scripts/bench_threads.py --data-dir ../shared/data [--epochs 3] [--repeats 3]
+    .venv/bin/python scripts/bench_threads.py --data-dir ../shared/data [--epochs 3] [--repeats 5]
 
 Each arm is a whole `vizlab run mlp` process (no Visdom); its figure is the median of its epoch
 times after the first epoch (the policy's first look around is in epoch 1). "busy" starts one
@@ -35,17 +35,23 @@ def epoch_times(data_dir: str, epochs: int, threads: int | None, runs: Path) -> 
 
 
 def measure(data_dir, epochs, repeats, arms, busy: int) -> dict[str, float]:
+    """Each arm's median epoch time. The arms take turns, repeat by repeat (a slow spell of the
+    machine falls on every arm alike), and each repeat is a fresh process: on a 2-vCPU machine a
+    whole process can run slower than the next, so one process per arm says too little."""
     hogs = [subprocess.Popen(["sh", "-c", "exec yes > /dev/null"]) for _ in range(busy)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            out = {}
-            for label, threads in arms:
-                times = []
-                for _ in range(repeats):
-                    times += epoch_times(data_dir, epochs, threads, Path(tmp))
-                out[label] = statistics.median(times)
+            times: dict[str, list[float]] = {label: [] for label, _ in arms}
+            for r in range(repeats):
+                for label, threads in arms[r % len(arms):] + arms[:r % len(arms)]:
+                    times[label] += epoch_times(data_dir, epochs, threads, Path(tmp))
+            out = {label: statistics.median(t) for label, t in times.items()}
+            for label, t in times.items():
+                per_process = [statistics.median(t[i:i + epochs - 1])
+                               for i in range(0, len(t), epochs - 1)]
                 print(f"  {'busy' if busy else 'quiet'} {label:>9}: {out[label]:.2f} s an epoch "
-                      f"(median of {len(times)})", flush=True)
+                      f"(median of {len(t)}; each process: "
+                      f"{', '.join(f'{x:.2f}' for x in per_process)})", flush=True)
             return out
     finally:
         for hog in hogs:
@@ -57,7 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     arms = [("adaptive", None)] + [(f"{n} thread{'s' * (n > 1)}", n)
