@@ -60,6 +60,18 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
+def wait_until(predicate, timeout: float = 60.0, what="condition"):
+    """``predicate()``'s first true value; AssertionError naming ``what`` (text, or a callable
+    that says what was seen) after ``timeout`` s, a hang guard, not a speed claim."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+
+
 def vizlab(capsys, *args) -> tuple[int, str, str]:
     """Run the CLI's entry point in-process: (exit status, stdout, stderr)."""
     from vizlab.cli import main

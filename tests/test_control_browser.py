@@ -14,11 +14,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import start_visdom, stop_visdom
+from conftest import start_visdom, stop_visdom, wait_until
 from idxdata import write_idx_dataset
 from test_browser import CHROMEDRIVER, CHROMIUM, _browser, selenium
 
@@ -38,16 +37,6 @@ FIELD = """
 const rows = [...document.querySelectorAll('.content-properties tr')];
 const row = rows.find(r => r.querySelector('.table-properties-name').textContent === arguments[0]);
 return row ? row.querySelector('input, button') : null;"""
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -99,7 +88,7 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
     from selenium.webdriver.common.keys import Keys
 
     server, proc, run_dir = live_run
-    wait_for(lambda: proc.poll() is not None or server.client().win_exists(control_win(NAME), NAME),
+    wait_until(lambda: proc.poll() is not None or server.client().win_exists(control_win(NAME), NAME),
              120, "the run's dashboard")
     assert proc.poll() is None, proc.communicate()[1]
     driver = _browser(tmp_path)
@@ -108,16 +97,16 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
         field = lambda name: driver.execute_script(FIELD, name)
         pane_rows = lambda: {r["name"]: r["value"] for r in json.loads(
             server.client().get_window_data(control_win(NAME), NAME))["content"]}
-        wait_for(lambda: field("stop") is not None, what="the control pane")
+        wait_until(lambda: field("stop") is not None, what="the control pane")
         # The page must also show the run's images: they are what broke typing (#935).
-        wait_for(lambda: driver.execute_script(
+        wait_until(lambda: driver.execute_script(
             "return [...document.querySelectorAll('img')].filter(i => i.complete && "
             "i.naturalWidth >= 8 * 28).length >= 1"), what="the sample images")
 
         field("pause / resume").click()
-        paused = wait_for(lambda: answer(run_dir, "pause"), what="the pause in the log")
+        paused = wait_until(lambda: answer(run_dir, "pause"), what="the pause in the log")
         assert paused["accepted"] and paused["source"] == "dashboard"
-        wait_for(lambda: field("pause / resume").get_attribute("textContent") == "Resume",
+        wait_until(lambda: field("pause / resume").get_attribute("textContent") == "Resume",
                  what=lambda: f"the Resume button (the server's pane: {pane_rows()})")
         assert field("state").get_attribute("value").strip() == "paused"
 
@@ -125,10 +114,10 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
         rate.click()
         rate.send_keys(Keys.CONTROL, "a")
         rate.send_keys("0.005", Keys.ENTER)
-        changed = wait_for(lambda: answer(run_dir, "lr 0.005"), what="the rate in the log")
+        changed = wait_until(lambda: answer(run_dir, "lr 0.005"), what="the rate in the log")
         assert changed["accepted"] and changed["step"] == paused["step"]  # still paused
         assert (changed["old"], changed["new"]) == (0.01, 0.005)
-        wait_for(lambda: "0.005" in field("last command").get_attribute("value"),
+        wait_until(lambda: "0.005" in field("last command").get_attribute("value"),
                  what="the answer on the pane")
         if os.environ.get("VIZLAB_CONTROL_PNG"):
             pane = driver.execute_script(
@@ -138,16 +127,16 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
         assert steps[-1]["step"] + len(steps[-1]["losses"]) - 1 == paused["step"]
 
         field("pause / resume").click()
-        resumed = wait_for(lambda: answer(run_dir, "resume"), what="the resume")
+        resumed = wait_until(lambda: answer(run_dir, "resume"), what="the resume")
         assert resumed["step"] == paused["step"]  # the step counter held until Resume
-        wait_for(lambda: max(r["step"] for r in records(run_dir) if r["event"] == "train_steps")
+        wait_until(lambda: max(r["step"] for r in records(run_dir) if r["event"] == "train_steps")
                  > paused["step"] + 1, what="training to go on")
-        marks = wait_for(lambda: [t for t in (window(server, "lr", NAME) or {"data": []})[
+        marks = wait_until(lambda: [t for t in (window(server, "lr", NAME) or {"data": []})[
             "data"] if t["name"] == "changed by a command"],
             what="the mark on the learning-rate window")
         assert marks[0]["x"] == [paused["step"] + 1] and marks[0]["y"] == [0.005]
 
-        wait_for(lambda: field("pause / resume").get_attribute("textContent") == "Pause",
+        wait_until(lambda: field("pause / resume").get_attribute("textContent") == "Pause",
                  what="the Pause button")
         field("stop").click()
         out, err = proc.communicate(timeout=120)
@@ -192,23 +181,23 @@ def test_drop_a_variant_from_the_comparison_dashboard(tmp_path):
     driver = None
     try:
         win = control_win(env)
-        wait_for(lambda: proc.poll() is not None or server.client().win_exists(win, env), 120,
+        wait_until(lambda: proc.poll() is not None or server.client().win_exists(win, env), 120,
                  "the comparison's dashboard")
         assert proc.poll() is None, (tmp_path / "stderr").read_text()
         driver = _browser(tmp_path)
         driver.get(f"{server.url}/env/{env}")
         field = lambda name: driver.execute_script(FIELD, name)
-        wait_for(lambda: field("tanh") is not None and field("relu") is not None,
+        wait_until(lambda: field("tanh") is not None and field("relu") is not None,
                  what="the comparison's control pane")
         field("tanh").click()
         tanh, relu = comparison / "tanh-seed0", comparison / "relu-seed0"
-        dropped = wait_for(lambda: answer(tanh, "drop tanh"), what="the drop in tanh's log")
+        dropped = wait_until(lambda: answer(tanh, "drop tanh"), what="the drop in tanh's log")
         assert dropped["accepted"] and dropped["source"] == "dashboard"
-        wait_for(lambda: records(tanh)[-1]["event"] == "run_ended", what="tanh's end")
+        wait_until(lambda: records(tanh)[-1]["event"] == "run_ended", what="tanh's end")
         at = max(r["step"] for r in records(relu) if r["event"] == "train_steps")
-        wait_for(lambda: max(r["step"] for r in records(relu) if r["event"] == "train_steps")
+        wait_until(lambda: max(r["step"] for r in records(relu) if r["event"] == "train_steps")
                  > at + 64, what="relu training on")
-        wait_for(lambda: field("tanh") is not None and field("tanh").tag_name == "input"
+        wait_until(lambda: field("tanh") is not None and field("tanh").tag_name == "input"
                  and field("tanh").get_attribute("value").strip() == "stopped",
                  what="the pane showing tanh stopped")
         assert field("relu").tag_name == "button"  # relu can still be dropped

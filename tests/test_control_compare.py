@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import vizlab
+from conftest import vizlab, wait_until
 from idxdata import write_idx_dataset
 from runlogs import run_events
-from test_control_door import log_records, wait_for
+from test_control_door import log_records
 
 from vizlab.events import Control, RunEnded
 from vizlab.report.compare_control_pane import CompareControlState, command_from_update
@@ -110,7 +110,7 @@ def test_vizlab_control_drops_a_variant_and_the_others_go_on(data_dir, tmp_path,
     comparison = tmp_path / "runs" / "cmp"
     job = Comparison(data_dir, tmp_path, "--repeats", "2")
     try:
-        wait_for(lambda: job.ended() or (comparison / CONTROL_DIR).is_dir(), 180,
+        wait_until(lambda: job.ended() or (comparison / CONTROL_DIR).is_dir(), 180,
                  "the comparison's control folder")
         assert not job.ended(), job.wait()
         code, out, err = vizlab(capsys, "control", str(comparison), "drop", "selu")
@@ -123,10 +123,10 @@ def test_vizlab_control_drops_a_variant_and_the_others_go_on(data_dir, tmp_path,
         seeds = [comparison / "tanh-seed0", comparison / "tanh-seed1"]
         relu = comparison / "relu-seed0"
         for run in seeds:
-            wait_for(lambda run=run: log_records(run)[-1]["event"] == "run_ended", 60, "its end")
+            wait_until(lambda run=run: log_records(run)[-1]["event"] == "run_ended", 60, "its end")
             assert log_records(run)[-1]["status"] == "stopped"
         dropped_at = last_step(relu)
-        wait_for(lambda: last_step(relu) > dropped_at + 20, 60, "relu training on")
+        wait_until(lambda: last_step(relu) > dropped_at + 20, 60, "relu training on")
         code, out, err = vizlab(capsys, "control", str(comparison), "drop", "tanh-seed0")
         assert code == 2 and "has ended" in err
         # Run dirs name one run of a variant: the last ones end the comparison.
@@ -163,20 +163,20 @@ def test_a_dropped_variant_stops_alone_under_nproc(data_dir, tmp_path, capsys):
     comparison = tmp_path / "runs" / "cmp"
     job = Comparison(data_dir, tmp_path, "--nproc", "2", "--progress", "plain")
     try:
-        wait_for(lambda: job.ended() or (comparison / CONTROL_DIR).is_dir(), 240,
+        wait_until(lambda: job.ended() or (comparison / CONTROL_DIR).is_dir(), 240,
                  "the comparison's control folder")
         assert not job.ended(), job.wait()
-        deal = wait_for(lambda: next((line for line in job.out.read_text().splitlines()
+        deal = wait_until(lambda: next((line for line in job.out.read_text().splitlines()
                                       if "rank 1: " in line), None), 60, "the deal")
         far = deal.split("rank 1: ")[1].split(")")[0].split(";")[0].strip()
         near = ({"relu", "tanh"} - {far}).pop()
         dropped, kept = comparison / f"{far}-seed0", comparison / f"{near}-seed0"
-        wait_for(lambda: last_step(dropped) > 0 and last_step(kept) > 0, 120, "both training")
+        wait_until(lambda: last_step(dropped) > 0 and last_step(kept) > 0, 120, "both training")
         code, out, err = vizlab(capsys, "control", str(comparison), "drop", far)
         assert code == 0 and f"drop {far}: dropped after step" in out, err
-        wait_for(lambda: log_records(dropped)[-1]["event"] == "run_ended", 60, "its end")
+        wait_until(lambda: log_records(dropped)[-1]["event"] == "run_ended", 60, "its end")
         at = last_step(kept)
-        wait_for(lambda: last_step(kept) > at + 20, 60, "the other training on")
+        wait_until(lambda: last_step(kept) > at + 20, 60, "the other training on")
         job.proc.send_signal(signal.SIGINT)  # the other: interrupted; the dropped stays stopped
         code, stdout, stderr = job.wait()
     finally:

@@ -15,9 +15,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import vizlab
+from conftest import vizlab, wait_until
 from idxdata import write_idx_dataset
-from test_control_door import log_records, wait_for
+from test_control_door import log_records
 from test_engine import Collect, StopAfter
 
 from vizlab.config import RunConfig
@@ -49,7 +49,7 @@ def test_two_processes_pause_change_rate_and_stop_on_one_step(data_dir, tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**env, "OMP_NUM_THREADS": "1"})
     try:
-        wait_for(lambda: proc.poll() is not None or (run_dir / CONTROL_DIR).is_dir(), 180,
+        wait_until(lambda: proc.poll() is not None or (run_dir / CONTROL_DIR).is_dir(), 180,
                  "the run's control folder")
         code, out, err = vizlab(capsys, "control", str(run_dir), "pause")
         assert code == 0, err
@@ -62,7 +62,7 @@ def test_two_processes_pause_change_rate_and_stop_on_one_step(data_dir, tmp_path
         shutil.copy(run_dir / CHECKPOINT_FILE, tmp_path / "at-pause" / CHECKPOINT_FILE)
         code, out, err = vizlab(capsys, "control", str(run_dir), "resume")
         assert code == 0, err
-        wait_for(lambda: max(r["step"] + len(r["losses"]) - 1 for r in log_records(run_dir)
+        wait_until(lambda: max(r["step"] + len(r["losses"]) - 1 for r in log_records(run_dir)
                              if r["event"] == "train_steps") > paused + 30, 120, "more steps")
         code, out, err = vizlab(capsys, "control", str(run_dir), "stop")
         assert code == 0, err

@@ -8,11 +8,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, stop_visdom, vizlab, wait_port
+from conftest import free_port, stop_visdom, vizlab, wait_port, wait_until
 from idxdata import write_idx_dataset
 from runlogs import open_run_log, run_events
 
@@ -25,16 +24,6 @@ from vizlab.run.control_files import Watcher, submit
 from vizlab.run_files import CONTROL_DIR
 
 FAST = dict(flush_interval=0.1, heavy_interval=0.3, flush_budget=1.0)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Page:
@@ -93,8 +82,8 @@ def test_dashboard_edits_reach_the_inbox_and_the_pane_answers(visdom_server, tmp
     page = Page(visdom_server.url)
     try:
         win = control_win(env)
-        wait_for(lambda: visdom_server.client().win_exists(win, env), what="the control pane")
-        wait_for(sink.listener.connected.is_set, what="the websocket")
+        wait_until(lambda: visdom_server.client().win_exists(win, env), what="the control pane")
+        wait_until(sink.listener.connected.is_set, what="the websocket")
         assert pane_rows(visdom_server, env)["state"] == "running"
         # Another run's pane (Visdom 0.2.4 drops the page's socket for a pane it lacks).
         other = control_win("another-run")
@@ -104,9 +93,9 @@ def test_dashboard_edits_reach_the_inbox_and_the_pane_answers(visdom_server, tmp
         page.edit(env, win, 4, kind="KeyPress")
         page.edit(env, win, LAYOUT.index("learning rate"), "x0.5")
         page.edit(env, win, LAYOUT.index("stop"))
-        wait_for(lambda: inbox.wait(0.5), what="a command")
+        wait_until(lambda: inbox.wait(0.5), what="a command")
         got = []
-        wait_for(lambda: got.extend(inbox.take()) or len(got) >= 2, what="two commands")
+        wait_until(lambda: got.extend(inbox.take()) or len(got) >= 2, what="two commands")
         assert [c.text for c in got] == ["lr x0.5", "stop"]
         assert all(c.source == "dashboard" and env in c.origin for c in got)
 
@@ -115,7 +104,7 @@ def test_dashboard_edits_reach_the_inbox_and_the_pane_answers(visdom_server, tmp
                          command="lr x0.5", old=0.002, new=0.001, lr_factor=0.5)
         log.handle(answer)
         sink.handle(answer)
-        wait_for(lambda: pane_rows(visdom_server, env)["learning rate"] == "0.001",
+        wait_until(lambda: pane_rows(visdom_server, env)["learning rate"] == "0.001",
                  what="the redrawn pane")
         assert "rate 0.002 -> 0.001 from step 13" in pane_rows(visdom_server, env)["last command"]
 
@@ -123,7 +112,7 @@ def test_dashboard_edits_reach_the_inbox_and_the_pane_answers(visdom_server, tmp
         client = visdom_server.client()
         drawn = json.loads(client.get_window_data(win, env))["contentID"]
         page.ws.send(json.dumps({"cmd": "close", "data": win, "eid": env}))
-        wait_for(lambda: client.win_exists(win, env) and json.loads(client.get_window_data(
+        wait_until(lambda: client.win_exists(win, env) and json.loads(client.get_window_data(
             win, env))["contentID"] != drawn, what="the pane drawn again")
     finally:
         page.close()
@@ -141,9 +130,9 @@ def test_a_readonly_server_takes_no_commands(tmp_path):
     page = Page(server.url)
     try:
         assert page.hello["readonly"] is True  # the page knows: it sends nothing
-        wait_for(lambda: server.client().win_exists(control_win(env), env), what="the pane")
-        wait_for(sink.listener.connected.is_set, what="the websocket")
-        wait_for(barrier.connected.is_set, what="the barrier's websocket")
+        wait_until(lambda: server.client().win_exists(control_win(env), env), what="the pane")
+        wait_until(sink.listener.connected.is_set, what="the websocket")
+        wait_until(barrier.connected.is_set, what="the barrier's websocket")
         page.edit(env, control_win(env), LAYOUT.index("stop"))
         # Anything the server forwarded would reach every client before this echo does.
         import websocket
@@ -151,7 +140,7 @@ def test_a_readonly_server_takes_no_commands(tmp_path):
         source = websocket.create_connection(f"ws://127.0.0.1:{server.port}/vis_socket")
         source.recv()
         source.send(json.dumps({"cmd": "echo", "event_type": "barrier"}))
-        wait_for(lambda: any(m.get("event_type") == "barrier" for m in seen), what="the echo")
+        wait_until(lambda: any(m.get("event_type") == "barrier" for m in seen), what="the echo")
         source.close()
         assert inbox.take() == []
         assert not any(m.get("event_type") == "PropertyUpdate" for m in seen)
@@ -174,9 +163,9 @@ def test_behind_a_login_the_sink_logs_in_to_listen(tmp_path, monkeypatch):
     browser = vc.connect(server.url, "main")  # the page's user, logged in the same way
     page = Page(server.url, cookie=browser.cookie)
     try:
-        wait_for(lambda: control_win(env) in vc.window_data(browser, env), what="the pane")
+        wait_until(lambda: control_win(env) in vc.window_data(browser, env), what="the pane")
         page.edit(env, control_win(env), LAYOUT.index("pause / resume"))
-        wait_for(lambda: inbox.wait(0.5), what="the command, through the login")
+        wait_until(lambda: inbox.wait(0.5), what="the command, through the login")
         assert [c.text for c in inbox.take()] == ["pause"]
     finally:
         page.close()
@@ -202,7 +191,7 @@ def test_command_files_are_untrusted(tmp_path, capfd):
         (folder / "5-bad.json").write_text('{"command": "lr -3", "request": "r5", "origin": 7}')
         request = submit(tmp_path, "lr x0.5")
         got = []
-        wait_for(lambda: got.extend(inbox.take()) or len(got) >= 2, what="two commands")
+        wait_until(lambda: got.extend(inbox.take()) or len(got) >= 2, what="two commands")
         by_request = {c.request: c for c in got}
         bad, good = by_request["r5"], by_request[request.id]
         assert bad.error and bad.request == "r5" and bad.origin == "vizlab control"
@@ -232,7 +221,7 @@ def start_run(data_dir, runs_dir, name, *extra):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
     run_dir = Path(runs_dir) / name
-    wait_for(lambda: proc.poll() is not None or ((run_dir / "events.jsonl").is_file()
+    wait_until(lambda: proc.poll() is not None or ((run_dir / "events.jsonl").is_file()
              and b"train_steps" in (run_dir / "events.jsonl").read_bytes()), 120, "the run")
     return proc, run_dir
 
@@ -245,7 +234,7 @@ def test_vizlab_control_steers_a_run_through_its_run_dir(data_dir, tmp_path, cap
     proc, run_dir = start_run(data_dir, tmp_path / "runs", "steered")
     try:
         if (run_dir / CONTROL_DIR).is_dir() is False:
-            wait_for(lambda: (run_dir / CONTROL_DIR).is_dir(), what="the control folder")
+            wait_until(lambda: (run_dir / CONTROL_DIR).is_dir(), what="the control folder")
         code, out, err = vizlab(capsys, "control", str(run_dir), "pause")
         assert code == 0, err
         paused = int(out.split("paused after step ")[1].split()[0])
