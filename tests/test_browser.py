@@ -106,22 +106,26 @@ def _network(driver) -> tuple[list[str], list[str]]:
     return urls, failed
 
 
-def test_dashboard_renders_offline(dashboard, tmp_path):
+def open_env(driver, url: str, env: str, ready_js: str, timeout: float = 60) -> None:
+    """Open ``env``'s page and wait until the script ``ready_js`` returns true; the logs read
+    afterwards hold only this page's (the browser's start page makes requests of its own)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
+    driver.get("about:blank")
+    driver.get_log("performance")
+    driver.get_log("browser")
+    driver.get(f"{url}/env/{env}")
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script(ready_js))
+
+
+def test_dashboard_renders_offline(dashboard, tmp_path):
     driver = _browser(tmp_path)
     try:
-        # The browser's own start page makes requests of its own: drain them first.
-        driver.get("about:blank")
-        driver.get_log("performance")
-        driver.get_log("browser")
-
-        driver.get(f"{dashboard}/env/{ENV}")
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script("""
+        open_env(driver, dashboard, ENV, """
             const plots = document.querySelectorAll('.js-plotly-plot .scatterlayer .trace');
             const imgs = [...document.querySelectorAll('img')]
                 .filter(i => i.complete && i.naturalWidth >= 8 * 28);
-            return plots.length >= 6 && imgs.length >= 2;"""))
+            return plots.length >= 6 && imgs.length >= 2;""")
         shot = tmp_path / "dashboard.png"
         assert driver.save_screenshot(str(shot))
         if os.environ.get("VIZLAB_DASHBOARD_PNG"):

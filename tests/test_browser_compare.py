@@ -21,6 +21,7 @@ from test_browser import (
     LOCAL_HOSTS,
     _browser,
     _network,
+    open_env,
     selenium,
     started_server,
 )
@@ -48,21 +49,15 @@ def compare_dashboard(tmp_path, monkeypatch):
 
 
 def test_compare_dashboard_renders_bands_ranking_and_parcoords(compare_dashboard, tmp_path):
-    from selenium.webdriver.support.ui import WebDriverWait
-
     driver = _browser(tmp_path)
     try:
-        driver.get("about:blank")
-        driver.get_log("performance")
-        driver.get_log("browser")
-        driver.get(f"{compare_dashboard}/env/{ENV}")
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script("""
+        open_env(driver, compare_dashboard, ENV, """
             const fills = document.querySelectorAll('.scatterlayer .trace path.js-fill');
             const axes = [...document.querySelectorAll('.parcoords .axis-title')]
                 .map(t => t.textContent);
             const table = [...document.querySelectorAll('td')].map(t => t.textContent);
             return fills.length >= 12 && axes.includes('final acc. (%)')
-                && table.includes('best');"""))
+                && table.includes('best');""")
         shot = tmp_path / "compare.png"
         assert driver.save_screenshot(str(shot))
         if os.environ.get("VIZLAB_COMPARE_PNG"):
