@@ -26,7 +26,7 @@ from conftest import free_port, wait_port
 from vizlab.report import visdom_client as vc
 from vizlab.server import assets, env_names, login
 from vizlab.server import lifecycle as srv
-from vizlab.server.request_checks import MAX_BODY_BYTES, Policy, host_allowed
+from vizlab.server.request_rules import MAX_BODY_BYTES, Policy, host_allowed
 
 USER, PASSWORD = "ada", "s3cret-Passw0rd"
 JSON = {"Content-Type": "application/json"}

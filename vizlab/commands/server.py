@@ -147,7 +147,7 @@ def _progress():
 
 def _check_host_name(name: str) -> None:
     from vizlab.errors import VizlabError
-    from vizlab.server.request_checks import is_host_name
+    from vizlab.server.request_rules import is_host_name
 
     if not is_host_name(name):
         raise VizlabError(f"--allow-host {name!r}: not a host name or IP address")

@@ -34,7 +34,7 @@ from vizlab.errors import VizlabError
 DEFAULT_PORT = 8097
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
-# vizlab's server refuses bodies over this (vizlab.server.request_checks.MAX_BODY_BYTES): a
+# vizlab's server refuses bodies over this (vizlab.server.request_rules.MAX_BODY_BYTES): a
 # larger window is refused here, with a clear reason, instead of being cut off mid-send.
 MAX_BODY_BYTES = 16 * 2**20
 _HEADERS = {"Content-Type": "application/json", "X-Requested-With": "vizlab"}

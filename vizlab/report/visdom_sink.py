@@ -11,10 +11,9 @@ and Visdom 0.2.4 replaces such a window about ten times faster than it appends t
 deep-copies the window and diffs it: 144 ms against 12 ms at 2,000 points, on this machine).
 
 When the server does not answer, the sink warns once, keeps folding events, retries with backoff
-and, when the server answers again, redraws every window from the run log. Before each flush it
-reads back a small window written since the last save and compares its digest: a server
-restarted in between (empty, or holding an older saved env) fails that check and gets the same
-full redraw. (It reads the window itself: Visdom 0.3 removed the ``win_hash`` endpoint.)
+and, when the server answers again, redraws every window from the run log. Before each flush a
+``Sentinel`` (vizlab.report.sentinel) checks that the server still holds what was drawn: a server
+restarted in between gets the same full redraw.
 
 A full queue (the thread stuck behind a slow server) drops events: with a run log (``log_path``)
 every window is redrawn from it later, so nothing is lost; without one (your own training loop)
@@ -37,6 +36,7 @@ from pathlib import Path
 from vizlab.events import Event
 from vizlab.report import visdom_client as vc
 from vizlab.report.dashboard import Dashboard
+from vizlab.report.sentinel import Sentinel
 from vizlab.term import warn
 
 MAX_QUEUE = 10_000
@@ -46,9 +46,6 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
 # for this long after the sink's start it is retried every QUIET_RETRY seconds, without a warning.
 QUIET_START, QUIET_RETRY = 8.0, 0.2
 FLUSH_BUDGET = 0.02  # the share of wall time flushes may take (they space out beyond it)
-# Windows by typical size, smallest first: the cheapest to read back as a sentinel.
-SMALL_FIRST = ("test_acc", "test_loss", "run_card", "per_class", "weights", "gradients",
-               "confusion", "predictions", "misclassified", "samples", "lr", "train_loss")
 
 
 class _OutOfTime(Exception):
@@ -101,7 +98,7 @@ class VisdomSink:
         self._viz = None
         self._dirty: set[str] = set()
         self._drawn: set[str] = set()
-        self._sentinel: tuple[str, str | None, bool] | None = None  # (win, digest, fresh)
+        self._sentinel = Sentinel()
         self._resync = self._epoch_flush = self._save_due = False
         self._next_flush = self._retry_at = 0.0
         self._last_heavy = float("-inf")
@@ -312,7 +309,7 @@ class VisdomSink:
         self._drawn = set(self._board.WINDOWS)  # so that stale windows with nothing to show get closed
         self._last_heavy = float("-inf")
         self._save_due = True
-        self._sentinel = None
+        self._sentinel.forget()
         self._flush(final)
 
     def _flush(self, final: bool) -> None:
@@ -337,10 +334,8 @@ class VisdomSink:
             if self._resync:
                 return self._redraw(final)
             self._flush_run_log()
-            if self._sentinel is not None:
-                win, expected, _ = self._sentinel
-                if self._call(final, vc.window_digest, win) != expected:
-                    return self._redraw(final)  # a restarted server lost what we drew
+            if not self._sentinel.intact(lambda win: self._call(final, vc.window_digest, win)):
+                return self._redraw(final)  # a restarted server lost what we drew
             written = [w for w in todo if self._send_window(w, final) and w in self._drawn]
             if heavy_due:
                 self._last_heavy = now
@@ -349,31 +344,14 @@ class VisdomSink:
                 self._call(final, vc.save_env)
                 self._save_due = False
             try:
-                self._keep_sentinel(written, saved, final)
+                self._sentinel.keep(written, saved, self._board,
+                                    lambda win: self._call(final, vc.window_digest, win),
+                                    lambda win, packet: self._call(final, vc.draw, win, packet))
             except vc.VisdomRejected:
-                self._sentinel = None
+                self._sentinel.forget()
             self.stats["flushes"] += 1
         except vc.VisdomUnavailable as exc:
             self._lost(exc, "stopped answering")
-
-    def _keep_sentinel(self, written: list[str], saved: bool, final: bool) -> None:
-        """Keep a window whose digest proves, at the next flush, that the server still holds what
-        was drawn since the last save. It must have been written after that save ("fresh"): a
-        server restarted from the save would hold an older copy. Small windows read back fast."""
-        sentinel = self._sentinel
-        if saved:  # the run card is small: draw it again after the save
-            card = self._board.pane("run_card")
-            if card is not None:
-                self._call(final, vc.draw, "run_card", card.packet)
-                self._sentinel = ("run_card", self._call(final, vc.window_digest, "run_card"), True)
-            elif written:  # no run card (a bare training loop): stale until the next write
-                win = min(written, key=_size_rank)
-                self._sentinel = (win, self._call(final, vc.window_digest, win), False)
-            elif sentinel is not None:
-                self._sentinel = (sentinel[0], sentinel[1], False)
-        elif written and (sentinel is None or not sentinel[2] or sentinel[0] in written):
-            win = min(written, key=_size_rank)
-            self._sentinel = (win, self._call(final, vc.window_digest, win), True)
 
     def _send_window(self, win: str, final: bool) -> bool:
         """Replace (or close) one window; True if a request was sent."""
@@ -400,7 +378,3 @@ class VisdomSink:
         self._retried.discard(win)
         return True
 
-
-def _size_rank(win: str) -> int:
-    """Small windows first (cheap to read back); windows of other boards after the known ones."""
-    return SMALL_FIRST.index(win) if win in SMALL_FIRST else len(SMALL_FIRST)

@@ -7,9 +7,9 @@ points (settings, handler subclasses; no edits to visdom's files, no CDN downloa
 - the page works with tornado >= 6.5 (see ``_StaticFiles``);
 - page and scripts from vizlab's offline static directory (``vizlab.server.assets``);
 - websockets accept only same-origin browsers (visdom accepts any web site's page);
-- every request checked before visdom sees it (``vizlab.server.request_checks``: Host, Origin,
-  body size, JSON, env names; vizlab's own login, ``vizlab.server.login``), applied in one place
-  (``_Settings``);
+- every request checked before visdom sees it (the rules of ``vizlab.server.request_rules``:
+  Host, Origin, body size, JSON, env names; vizlab's own login, ``vizlab.server.login``), applied
+  by ``vizlab.server.request_checks`` in one place (``_Settings``);
 - login from VIZLAB_VISDOM_USER / VIZLAB_VISDOM_PASSWORD, cookie secret kept in the state dir
   (and with login off, a client that logs in anyway is let in, not failed);
 - envs that live only in memory are written to the env dir when the server stops, each on its
@@ -40,6 +40,7 @@ from vizlab.errors import VizlabError
 from vizlab.server import assets, env_names, visdom_compat
 from vizlab.server import request_checks as checks
 from vizlab.server.lifecycle import PASSWORD_VAR, USER_VAR, client_credentials
+from vizlab.server.request_rules import Policy
 
 log = logging.getLogger("vizlab.server.lifecycle")
 
@@ -110,13 +111,13 @@ def _with_fixes(cls):
 
 def build_app(port: int, env_dir: Path, static: Path,
               credentials: tuple[str, str] | None = None,
-              cookie_secret: str | None = None, policy: checks.Policy | None = None,
+              cookie_secret: str | None = None, policy: Policy | None = None,
               readonly: bool = False):
     """visdom's Application, configured as described in the module docstring. ``policy``:
     the request checks' (default: listening on 127.0.0.1, login from ``credentials``)."""
     from visdom.server.app import Application
 
-    policy = policy or checks.Policy.build("127.0.0.1", (), credentials)
+    policy = policy or Policy.build("127.0.0.1", (), credentials)
 
     class VizlabVisdomApp(Application, _Settings):
         vizlab_settings = {"static_path": str(static), "template_path": str(static),
@@ -165,7 +166,7 @@ async def serve(args) -> int:
         credentials = client_credentials()
         if credentials is None:
             raise VizlabError(f"--login needs {USER_VAR} and {PASSWORD_VAR} set")
-    policy = checks.Policy.build(args.host, args.allow_host, credentials)
+    policy = Policy.build(args.host, args.allow_host, credentials)
     app = build_app(args.port, env_dir, static, credentials, cookie_secret(state_dir), policy,
                     args.readonly)
     try:
