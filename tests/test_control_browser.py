@@ -37,6 +37,10 @@ FIELD = """
 const rows = [...document.querySelectorAll('.content-properties tr')];
 const row = rows.find(r => r.querySelector('.table-properties-name').textContent === arguments[0]);
 return row ? row.querySelector('input, button') : null;"""
+# The same row's [tag, shown text], read in one script: the pane is drawn again as the run
+# reports, and an element found by one call may be gone by the next.
+SHOWN = f"""const f = (() => {{{FIELD}}})();
+return f && [f.tagName, (f.value || f.textContent).trim()];"""
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -95,6 +99,7 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
     try:
         driver.get(f"{server.url}/env/{NAME}")
         field = lambda name: driver.execute_script(FIELD, name)
+        shown = lambda name: driver.execute_script(SHOWN, name)
         pane_rows = lambda: {r["name"]: r["value"] for r in json.loads(
             server.client().get_window_data(control_win(NAME), NAME))["content"]}
         wait_until(lambda: field("stop") is not None, what="the control pane")
@@ -106,9 +111,9 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
         field("pause / resume").click()
         paused = wait_until(lambda: answer(run_dir, "pause"), what="the pause in the log")
         assert paused["accepted"] and paused["source"] == "dashboard"
-        wait_until(lambda: field("pause / resume").get_attribute("textContent") == "Resume",
+        wait_until(lambda: shown("pause / resume") == ["BUTTON", "Resume"],
                  what=lambda: f"the Resume button (the server's pane: {pane_rows()})")
-        assert field("state").get_attribute("value").strip() == "paused"
+        assert shown("state") == ["INPUT", "paused"]
 
         rate = field("learning rate")
         rate.click()
@@ -117,7 +122,7 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
         changed = wait_until(lambda: answer(run_dir, "lr 0.005"), what="the rate in the log")
         assert changed["accepted"] and changed["step"] == paused["step"]  # still paused
         assert (changed["old"], changed["new"]) == (0.01, 0.005)
-        wait_until(lambda: "0.005" in field("last command").get_attribute("value"),
+        wait_until(lambda: "0.005" in (shown("last command") or ["", ""])[1],
                  what="the answer on the pane")
         if os.environ.get("VIZLAB_CONTROL_PNG"):
             pane = driver.execute_script(
@@ -136,7 +141,7 @@ def test_steer_a_run_from_its_dashboard(live_run, tmp_path):
             what="the mark on the learning-rate window")
         assert marks[0]["x"] == [paused["step"] + 1] and marks[0]["y"] == [0.005]
 
-        wait_until(lambda: field("pause / resume").get_attribute("textContent") == "Pause",
+        wait_until(lambda: shown("pause / resume") == ["BUTTON", "Pause"],
                  what="the Pause button")
         field("stop").click()
         out, err = proc.communicate(timeout=120)
@@ -197,10 +202,10 @@ def test_drop_a_variant_from_the_comparison_dashboard(tmp_path):
         at = max(r["step"] for r in records(relu) if r["event"] == "train_steps")
         wait_until(lambda: max(r["step"] for r in records(relu) if r["event"] == "train_steps")
                  > at + 64, what="relu training on")
-        wait_until(lambda: field("tanh") is not None and field("tanh").tag_name == "input"
-                 and field("tanh").get_attribute("value").strip() == "stopped",
-                 what="the pane showing tanh stopped")
-        assert field("relu").tag_name == "button"  # relu can still be dropped
+        shown = lambda name: driver.execute_script(SHOWN, name)
+        wait_until(lambda: shown("tanh") == ["INPUT", "stopped"],
+                   what=lambda: f"the pane showing tanh stopped (it shows {shown('tanh')})")
+        assert shown("relu") == ["BUTTON", "Drop"]  # relu can still be dropped
         if os.environ.get("VIZLAB_COMPARE_PNG"):
             pane = driver.execute_script(
                 "return arguments[0].closest('.react-grid-item')", field("relu"))
