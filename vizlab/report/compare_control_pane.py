@@ -38,6 +38,8 @@ class CompareControlState:
     def apply(self, name: str | None, seed: int | None, event) -> bool:
         """Take one event of a variant's run (``name`` None: the comparison's own answer to a
         command no run could take); True if the pane changed."""
+        if not isinstance(event, (Control, RunStarted, RunEnded)):
+            return False  # step chunks and epochs (nearly every event) change nothing here
         before = self._shown()
         if isinstance(event, Control):
             self.last = describe(event)
