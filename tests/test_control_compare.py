@@ -101,6 +101,9 @@ def start_comparison(data_dir, runs, out, err, *extra):
 
 
 def last_step(run_dir):
+    """The last step the run's log shows; 0 before it has one (its rank may still be starting)."""
+    if not (run_dir / "events.jsonl").is_file():
+        return 0
     return max((r["step"] + len(r["losses"]) - 1 for r in log_records(run_dir)
                 if r["event"] == "train_steps"), default=0)
 
