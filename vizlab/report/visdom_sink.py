@@ -104,7 +104,7 @@ class VisdomSink:
         self._last_heavy = float("-inf")
         self._backoff = BACKOFF_FIRST
         self._warned: set[str] = set()
-        self._retried: set[str] = set()  # windows a server error refused once (tried again)
+        self._retried: set[str] = set()  # windows (and "save") a server error refused once: tried again
         self._quiet_until = time.monotonic() + quiet_start  # until the server first answers
         # Counters for tests and benchmarks: seconds spent connecting (and redrawing), flushing,
         # and the CPU seconds of both; events handled, and how many of the first handled are
@@ -339,10 +339,7 @@ class VisdomSink:
             written = [w for w in todo if self._send_window(w, final) and w in self._drawn]
             if heavy_due:
                 self._last_heavy = now
-            saved = self._save_due or final  # epoch ends, redraws and close
-            if saved:
-                self._call(final, vc.save_env)
-                self._save_due = False
+            saved = (self._save_due or final) and self._save(final)  # epoch ends, redraws, close
             try:
                 self._sentinel.keep(written, saved, self._board,
                                     lambda win: self._call(final, vc.window_digest, win),
@@ -352,6 +349,27 @@ class VisdomSink:
             self.stats["flushes"] += 1
         except vc.VisdomUnavailable as exc:
             self._lost(exc, "stopped answering")
+
+    def _save(self, final: bool) -> bool:
+        """Save the env on the server's disk; True if it did."""
+        try:
+            self._call(final, vc.save_env)
+        except vc.VisdomRejected as exc:
+            if not self._server_error_once("save", exc):
+                self._save_due = False
+                self._warn_once("save", f"Visdom refused to save the env {self.env} ({exc})")
+            return False
+        self._save_due = False
+        self._retried.discard("save")
+        return True
+
+    def _server_error_once(self, what: str, exc: vc.VisdomRejected) -> bool:
+        """A server error may be the server going down mid-request: True the first time for
+        ``what`` (try it again at the next flush; an outage is then reported as one)."""
+        if (exc.status or 0) >= 500 and what not in self._retried:
+            self._retried.add(what)
+            return True
+        return False
 
     def _send_window(self, win: str, final: bool) -> bool:
         """Replace (or close) one window; True if a request was sent."""
@@ -367,10 +385,7 @@ class VisdomSink:
             else:
                 return False
         except vc.VisdomRejected as exc:
-            if (exc.status or 0) >= 500 and win not in self._retried:
-                # A server error may be the server going down mid-request: one more try before
-                # calling the window refused (an outage is then reported as one).
-                self._retried.add(win)
+            if self._server_error_once(win, exc):
                 self._dirty.add(win)
             else:
                 self._warn_once("win:" + win, f"Visdom refused the {win} window ({exc})")
