@@ -133,7 +133,8 @@ class _Rank:
         from vizlab.compare.steering import matches
 
         ranks = [r for r, share in enumerate(self.shares)
-                 if any(matches(self.variants[i], command.variant) for i in share)]
+                 if any(matches(self.variants[i].name, self.variants[i].slug, command.variant)
+                        for i in share)]
         return ranks if command.action == "drop" and ranks else [0]
 
     def _forward(self, entry, event) -> None:

@@ -53,27 +53,28 @@ def control(run_dir, words, runs_dir, timeout):
         raise VizlabError(f"{run_dir} is a single run: drop takes a variant out of a comparison "
                           "(give the comparison's dir; stop ends a run)")
     else:
-        _check_running(run_dir)
+        status = _ended(run_dir)
+        if status:
+            raise VizlabError(f"{run_dir} has ended ({status}); there is nothing to steer "
+                              f"(continue it with `vizlab run --resume {run_dir}`)")
         runs = [run_dir]
     answers = _Answers(runs)
     request = submit(run_dir, text)
     _wait(answers, request, run_dir, text, timeout)
 
 
-def _check_running(run_dir: Path) -> str:
-    """The run's status; a VizlabError when it has ended."""
+def _ended(run_dir: Path) -> str | None:
+    """How the run ended, or None while it may still run."""
     from vizlab.commands.runs import summarize
 
     status = summarize(run_dir).status
-    if status not in ("unfinished", "empty"):
-        raise VizlabError(f"{run_dir} has ended ({status}); there is nothing to steer "
-                          f"(continue it with `vizlab run --resume {run_dir}`)")
-    return status
+    return None if status in ("unfinished", "empty") else status
 
 
 def _variant_runs(comparison: Path, command) -> list[Path]:
     """The run dirs of the variant a ``drop`` names, those still training; VizlabError when
     the command is not a drop, no variant has that name, or its runs have ended."""
+    from vizlab.compare.steering import matches
     from vizlab.names import is_safe_name
     from vizlab.report.runlog import read_json_object
 
@@ -86,21 +87,16 @@ def _variant_runs(comparison: Path, command) -> list[Path]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VizlabError(f"cannot read {comparison / COMPARISON_JSON}: {exc}") from None
     named = [run for variant, run in members
-             if command.variant in (variant, run) and is_safe_name(run)]
+             if matches(variant, run, command.variant) and is_safe_name(run)]
     if not named:
         known = ", ".join(dict.fromkeys(variant for variant, _ in members))
         raise VizlabError(f"no variant {command.variant!r} in {comparison} (its variants: "
                           f"{known})")
-    statuses = {}
-    for run in named:
-        try:
-            statuses[run] = _check_running(comparison / run)
-        except VizlabError:
-            pass
-    if not statuses:
+    live = [comparison / run for run in named if _ended(comparison / run) is None]
+    if not live:
         raise VizlabError(f"{command.variant} has ended in {comparison}; there is nothing to "
                           "drop")
-    return [comparison / run for run in statuses]
+    return live
 
 
 class _Answers:
@@ -130,6 +126,8 @@ def _wait(answers: _Answers, request, run_dir: Path, text: str, timeout: float) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers.read(request.id):
+            if not answers.got:  # every run ended first: nobody will take the command
+                withdraw(request)
             return _report(answers, text)
         time.sleep(POLL)
     if withdraw(request):

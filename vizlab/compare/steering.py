@@ -20,9 +20,10 @@ from vizlab.control import Command, Inbox
 from vizlab.events import Control
 
 
-def matches(variant, name: str) -> bool:
-    """Does ``name`` (from a door) mean this variant: its name, or one run's dir name."""
-    return name in (variant.name, variant.slug)
+def matches(variant: str, run_dir: str, wanted: str) -> bool:
+    """Does ``wanted`` (the VARIANT a door names) mean this run: its variant's name (every seed)
+    or the run's own dir name (one seed)."""
+    return wanted in (variant, run_dir)
 
 
 class ComparisonHelm:
@@ -43,7 +44,7 @@ class ComparisonHelm:
             reason = cmd.error or (f"a comparison takes `drop VARIANT`; {cmd.action} steers a "
                                    "single run")
             return self.answer(_control(cmd, False, reason=reason))
-        mine = [e for e in entries if matches(e.variant, cmd.variant)]
+        mine = [e for e in entries if matches(e.variant.name, e.variant.slug, cmd.variant)]
         if not mine:
             return self.answer(_control(cmd, False, reason=f"no variant {cmd.variant!r} here"))
         live = [e for e in mine if e.ended is None]

@@ -103,12 +103,13 @@ class CompareDashboard:
 
     def apply(self, item) -> set[str]:
         changed = self._apply(item)
-        if self.control is not None and isinstance(item, (VariantEvent, Control)):
-            variant = item if isinstance(item, VariantEvent) else None
-            if self.control.apply(variant and variant.variant, variant and variant.seed,
-                                  item.event if variant else item):
-                changed.add(self.control_win)
-        return changed
+        if self.control is None:
+            return changed
+        if isinstance(item, VariantEvent):
+            shown = self.control.apply(item.variant, item.seed, item.event)
+        else:  # the comparison's own answer to a command (a Control event), or its results
+            shown = isinstance(item, Control) and self.control.apply(None, None, item)
+        return changed | {self.control_win} if shown else changed
 
     def _apply(self, item) -> set[str]:
         if isinstance(item, ComparisonResults):
