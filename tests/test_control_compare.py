@@ -199,3 +199,18 @@ def test_a_comparison_with_no_control_takes_no_commands(data_dir, tmp_path, caps
     assert not (tmp_path / "quiet" / CONTROL_DIR).exists()
     code, out, err = vizlab(capsys, "control", str(tmp_path / "quiet"), "drop", "tanh")
     assert code == 2 and "has ended" in err
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ('{"members": [1]}', "cannot read"),
+    ("[]", "does not hold a JSON object"),
+    ('{"members": [{"variant": "tanh", "seed": 0, "run_dir": "../elsewhere"}]}',
+     "no variant 'tanh'"),  # a member outside the comparison dir is never written to
+])
+def test_a_crafted_comparison_manifest_is_one_line(tmp_path, capsys, manifest, message):
+    (tmp_path / "crafted").mkdir()
+    (tmp_path / "crafted" / COMPARISON_JSON).write_text(manifest)
+    code, out, err = vizlab(capsys, "control", str(tmp_path / "crafted"), "drop", "tanh")
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted"]
